@@ -1,0 +1,48 @@
+// The one pool of worker threads. Every parallel loop in dsv3 goes through
+// parallel_for so that the thread count is set in one place (-t) and no code
+// creates threads of its own.
+//
+// Results never depend on the number of threads: work is split into tasks that
+// write disjoint outputs, and each task computes in a fixed order.
+#pragma once
+
+#include <condition_variable>
+#include <cstddef>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace dsv3 {
+
+class ThreadPool {
+ public:
+  // threads == 0 means one per hardware thread. The calling thread is one of them.
+  explicit ThreadPool(size_t threads = 0);
+  ~ThreadPool();
+  ThreadPool(const ThreadPool&) = delete;
+  ThreadPool& operator=(const ThreadPool&) = delete;
+
+  size_t size() const { return workers_.size() + 1; }
+
+  // Calls task(i) for every i in [0, n), spread over the pool; returns when all are done.
+  // Tasks are handed out one by one, so uneven tasks balance themselves. Not reentrant.
+  void parallel_for(size_t n, const std::function<void(size_t)>& task);
+
+ private:
+  void worker_loop();
+  void run_tasks(std::unique_lock<std::mutex>& lock);
+
+  std::vector<std::thread> workers_;
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  std::condition_variable done_;
+  const std::function<void(size_t)>* task_ = nullptr;
+  size_t task_count_ = 0;
+  size_t next_task_ = 0;
+  size_t busy_workers_ = 0;
+  size_t generation_ = 0;
+  bool stopping_ = false;
+};
+
+}  // namespace dsv3

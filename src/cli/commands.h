@@ -1,0 +1,11 @@
+// Each subcommand registers its options and its run function on the CLI11 app.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace dsv3::cli {
+
+void add_logits_command(CLI::App& app);
+void add_init_command(CLI::App& app);
+
+}  // namespace dsv3::cli

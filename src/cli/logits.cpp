@@ -1,0 +1,112 @@
+// dsv3 logits: the main model's (and optionally the MTP module's) logits at every position.
+#include <chrono>
+#include <cstdio>
+#include <sstream>
+#include <vector>
+
+#include "base/error.h"
+#include "base/thread_pool.h"
+#include "cli/commands.h"
+#include "formats/model_dir.h"
+#include "formats/npy.h"
+
+namespace dsv3::cli {
+
+namespace {
+
+struct LogitsOptions {
+  std::string model;
+  std::string ids;
+  std::string out;
+  std::string mtp_out;
+  bool incremental = false;
+  size_t threads = 0;
+};
+
+std::vector<int32_t> parse_ids(const std::string& text) {
+  std::vector<int32_t> ids;
+  std::string token;
+  std::istringstream in(text);
+  while (in >> token) {
+    for (char& ch : token)
+      if (ch == ',') ch = ' ';
+    std::istringstream parts(token);
+    std::string part;
+    while (parts >> part) {
+      size_t used = 0;
+      long long value = -1;
+      try {
+        value = std::stoll(part, &used);
+      } catch (const std::exception&) {
+        used = 0;
+      }
+      if (used != part.size() || value < 0 || value > INT32_MAX) fail("invalid token id '", part, "' (--ids)");
+      ids.push_back(static_cast<int32_t>(value));
+    }
+  }
+  if (ids.empty()) fail("no token ids given (--ids)");
+  return ids;
+}
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+void run(const LogitsOptions& o) {
+  const std::vector<int32_t> ids = parse_ids(o.ids);
+  ThreadPool pool(o.threads);
+  LoadedModel loaded = load_model(o.model, pool);
+  Model& model = *loaded.model;
+  const ModelConfig& c = model.config();
+  const int64_t T = static_cast<int64_t>(ids.size());
+  if (T > c.max_position_embeddings)
+    fail(T, " tokens exceed the model's context of ", c.max_position_embeddings, " (max_position_embeddings)");
+  for (int32_t id : ids)
+    if (id >= c.vocab_size) fail("token id ", id, " is outside the vocabulary [0, ", c.vocab_size, ") (--ids)");
+  if (!o.mtp_out.empty() && !model.has_mtp())
+    fail("the model has no MTP layer (num_nextn_predict_layers is 0) (--mtp)");
+
+  const int64_t d = c.hidden_size, V = c.vocab_size;
+  std::vector<float> hidden(static_cast<size_t>(T * d)), logits(static_cast<size_t>(T * V));
+  KvCache cache = model.make_cache(T);
+  const auto start = std::chrono::steady_clock::now();
+  if (o.incremental) {
+    for (int64_t t = 0; t < T; ++t) model.forward(&ids[t], 1, cache, &hidden[t * d], &logits[t * V]);
+  } else {
+    model.forward(ids.data(), T, cache, hidden.data(), logits.data());
+  }
+  const double main_seconds = seconds_since(start);
+  write_npy_f32(o.out, logits.data(), {T, V});
+
+  if (!o.mtp_out.empty()) {
+    const int64_t rows = T - 1;
+    std::vector<float> mtp_logits(static_cast<size_t>(rows * V));
+    KvCache mtp_cache = model.make_mtp_cache(std::max<int64_t>(rows, 1));
+    if (o.incremental) {
+      for (int64_t i = 0; i < rows; ++i) model.forward_mtp(&ids[i + 1], &hidden[i * d], 1, mtp_cache, &mtp_logits[i * V]);
+    } else if (rows > 0) {
+      model.forward_mtp(ids.data() + 1, hidden.data(), rows, mtp_cache, mtp_logits.data());
+    }
+    write_npy_f32(o.mtp_out, mtp_logits.data(), {rows, V});
+  }
+  std::fprintf(stderr, "dsv3 logits: %lld tokens (%s) in %.3f s, %.1f tok/s, %zu threads -> %s [%lld, %lld]\n",
+               static_cast<long long>(T), o.incremental ? "incremental" : "prefill", main_seconds,
+               double(T) / main_seconds, pool.size(), o.out.c_str(), static_cast<long long>(T),
+               static_cast<long long>(V));
+}
+
+}  // namespace
+
+void add_logits_command(CLI::App& app) {
+  auto opts = std::make_shared<LogitsOptions>();
+  CLI::App* cmd = app.add_subcommand("logits", "Write the logits at every position as a float32 .npy [T, vocab]");
+  cmd->add_option("-m,--model", opts->model, "Model directory (Hugging Face layout)")->required();
+  cmd->add_option("--ids", opts->ids, "Token ids, space- or comma-separated, e.g. \"1 2 3\"")->required();
+  cmd->add_option("-o,--out", opts->out, "Output .npy for the main model's logits [T, vocab]")->required();
+  cmd->add_option("--mtp", opts->mtp_out, "Also write the MTP module's logits [T-1, vocab] to this .npy");
+  cmd->add_flag("--incremental", opts->incremental, "Feed tokens one at a time through the latent KV cache");
+  cmd->add_option("-t,--threads", opts->threads, "Worker threads (default: all hardware threads)");
+  cmd->callback([opts] { run(*opts); });
+}
+
+}  // namespace dsv3::cli

@@ -1,0 +1,87 @@
+#include "formats/hf_writer.h"
+
+#include <algorithm>
+#include <cstring>
+#include <filesystem>
+
+#include "base/atomic_file.h"
+#include "formats/model_config.h"
+#include "formats/safetensors.h"
+#include "tensor/fp8_blocks.h"
+
+namespace dsv3 {
+
+namespace {
+
+// Encodes FP32 values into a byte buffer of the given dtype.
+std::vector<uint8_t> encode(const std::vector<float>& values, DType dtype) {
+  std::vector<uint8_t> out(values.size() * dtype_size(dtype));
+  for (size_t i = 0; i < values.size(); ++i) {
+    switch (dtype) {
+      case DType::F32: std::memcpy(out.data() + 4 * i, &values[i], 4); break;
+      case DType::BF16: {
+        const uint16_t h = f32_to_bf16(values[i]);
+        std::memcpy(out.data() + 2 * i, &h, 2);
+        break;
+      }
+      case DType::F16: {
+        const uint16_t h = f32_to_f16(values[i]);
+        std::memcpy(out.data() + 2 * i, &h, 2);
+        break;
+      }
+      case DType::F8_E4M3: out[i] = f32_to_e4m3(values[i]); break;
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+void write_checkpoint(const std::string& dir, ModelConfig config, DType dtype,
+                      const std::function<void(const WeightSlot&, float*)>& fill) {
+  std::filesystem::create_directories(dir);
+  config.fp8_weights = dtype == DType::F8_E4M3;
+
+  // TensorToWrite points into these buffers; moving a vector keeps its buffer in place.
+  std::vector<std::vector<uint8_t>> storage;
+  std::vector<TensorToWrite> tensors;
+  auto add = [&](const std::string& name, DType type, std::vector<int64_t> shape, std::vector<uint8_t> bytes) {
+    storage.push_back(std::move(bytes));
+    tensors.push_back({name, type, std::move(shape), storage.back().data()});
+  };
+
+  ModelWeights unused;
+  std::vector<WeightSlot> slots;
+  for_each_weight(config, unused, [&](const WeightSlot& slot) { slots.push_back(slot); });
+
+  std::vector<float> values;
+  for (const WeightSlot& slot : slots) {
+    const int64_t cols = std::max<int64_t>(slot.cols, 1);
+    values.resize(static_cast<size_t>(slot.rows * cols));
+    fill(slot, values.data());
+    std::vector<int64_t> shape = slot.cols ? std::vector<int64_t>{slot.rows, slot.cols} : std::vector<int64_t>{slot.rows};
+    if (slot.role == WeightRole::Bias) {
+      add(slot.name, DType::F32, shape, encode(values, DType::F32));
+    } else if (dtype == DType::F8_E4M3 && slot.role == WeightRole::Projection) {
+      const int64_t B = kFp8BlockSize;
+      std::vector<uint8_t> q(values.size());
+      std::vector<float> scales(static_cast<size_t>(((slot.rows + B - 1) / B) * ((slot.cols + B - 1) / B)));
+      quantize_fp8_blocks(values.data(), slot.rows, slot.cols, q.data(), scales.data());
+      add(slot.name, DType::F8_E4M3, shape, std::move(q));
+      add(slot.name + "_scale_inv", DType::F32, {(slot.rows + B - 1) / B, (slot.cols + B - 1) / B},
+          encode(scales, DType::F32));
+    } else {
+      add(slot.name, dtype == DType::F8_E4M3 ? DType::BF16 : dtype, shape,
+          encode(values, dtype == DType::F8_E4M3 ? DType::BF16 : dtype));
+    }
+  }
+
+  const std::filesystem::path base(dir);
+  write_safetensors((base / "model.safetensors").string(), tensors, {{"format", "pt"}});
+  const std::string json = model_config_to_json(config);
+  AtomicFileWriter config_file((base / "config.json").string());
+  config_file.write(json.data(), json.size());
+  config_file.commit();
+}
+
+}  // namespace dsv3

@@ -1,0 +1,91 @@
+#include "kernels/cpu/matmul.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "kernels/cpu/vec.h"
+
+namespace dsv3 {
+
+namespace {
+
+using simd::hsum;
+using simd::load8;
+using simd::v8f;
+
+constexpr int64_t kRowBlock = 4;     // weight rows decoded together
+constexpr int64_t kTokenBlock = 4;   // tokens sharing each decoded row
+constexpr int64_t kColBlock = 512;   // columns decoded at a time (a multiple of the FP8 block)
+
+// Adds the dot products of `rows` decoded weight rows (tile, kColBlock apart) with T
+// token rows of x over `len` columns into y[t][r].
+void tile_product(const float* tile, int64_t rows, const float* x, int64_t x_stride, int64_t T, int64_t len,
+                  float* y, int64_t y_stride) {
+  const int64_t len8 = len & ~int64_t{7};
+  int64_t t = 0;
+  if (rows == kRowBlock) {
+    for (; t + kTokenBlock <= T; t += kTokenBlock) {
+      v8f acc[kTokenBlock][kRowBlock] = {};
+      for (int64_t c = 0; c < len8; c += 8) {
+        v8f w[kRowBlock];
+        for (int64_t r = 0; r < kRowBlock; ++r) w[r] = load8(tile + r * kColBlock + c);
+        for (int64_t i = 0; i < kTokenBlock; ++i) {
+          v8f xv = load8(x + (t + i) * x_stride + c);
+          for (int64_t r = 0; r < kRowBlock; ++r) acc[i][r] += w[r] * xv;
+        }
+      }
+      for (int64_t i = 0; i < kTokenBlock; ++i)
+        for (int64_t r = 0; r < kRowBlock; ++r) {
+          float sum = hsum(acc[i][r]);
+          for (int64_t c = len8; c < len; ++c) sum += tile[r * kColBlock + c] * x[(t + i) * x_stride + c];
+          y[(t + i) * y_stride + r] += sum;
+        }
+    }
+  }
+  for (; t < T; ++t) {
+    for (int64_t r = 0; r < rows; ++r) y[t * y_stride + r] += simd::dot(tile + r * kColBlock, x + t * x_stride, len);
+  }
+}
+
+}  // namespace
+
+void matmul_rows(const Matrix& W, const float* x, int64_t x_stride, int64_t T, float* y, int64_t y_stride,
+                 int64_t row_begin, int64_t row_end) {
+  alignas(64) float tile[kRowBlock * kColBlock];
+  for (int64_t t = 0; t < T; ++t) std::fill(y + t * y_stride + row_begin, y + t * y_stride + row_end, 0.0f);
+  for (int64_t r0 = row_begin; r0 < row_end; r0 += kRowBlock) {
+    const int64_t rows = std::min(kRowBlock, row_end - r0);
+    for (int64_t c0 = 0; c0 < W.cols; c0 += kColBlock) {
+      const int64_t c1 = std::min(W.cols, c0 + kColBlock);
+      for (int64_t r = 0; r < rows; ++r) W.decode_row(r0 + r, c0, c1, tile + r * kColBlock);
+      tile_product(tile, rows, x + c0, x_stride, T, c1 - c0, y + r0, y_stride);
+    }
+  }
+}
+
+void matmul(const Matrix& W, const float* x, int64_t T, float* y, ThreadPool& pool) {
+  // Enough tasks to balance the pool, each a whole number of row blocks.
+  const int64_t blocks = (W.rows + kRowBlock - 1) / kRowBlock;
+  if (blocks == 0) return;
+  const int64_t tasks = std::min<int64_t>(blocks, static_cast<int64_t>(pool.size()) * 8);
+  const int64_t blocks_per_task = (blocks + tasks - 1) / tasks;
+  pool.parallel_for(static_cast<size_t>(tasks), [&](size_t i) {
+    const int64_t r0 = static_cast<int64_t>(i) * blocks_per_task * kRowBlock;
+    const int64_t r1 = std::min(W.rows, r0 + blocks_per_task * kRowBlock);
+    if (r0 < r1) matmul_rows(W, x, W.cols, T, y, W.rows, r0, r1);
+  });
+}
+
+void matmul_transposed(const Matrix& W, const float* x, int64_t x_stride, int64_t T, float* y) {
+  alignas(64) float row[kColBlock];
+  std::fill(y, y + T * W.cols, 0.0f);
+  for (int64_t c0 = 0; c0 < W.cols; c0 += kColBlock) {
+    const int64_t c1 = std::min(W.cols, c0 + kColBlock);
+    for (int64_t r = 0; r < W.rows; ++r) {
+      W.decode_row(r, c0, c1, row);
+      for (int64_t t = 0; t < T; ++t) simd::axpy(x[t * x_stride + r], row, y + t * W.cols + c0, c1 - c0);
+    }
+  }
+}
+
+}  // namespace dsv3

@@ -1,0 +1,25 @@
+// Matrix products with weights in their stored dtype (F32, BF16, F16, FP8 with block
+// scales), decoded to FP32 in small tiles next to the arithmetic and accumulated in FP32.
+// No dequantised copy of a weight matrix is ever made.
+#pragma once
+
+#include <cstdint>
+
+#include "base/thread_pool.h"
+#include "tensor/matrix.h"
+
+namespace dsv3 {
+
+// y[t][r] = sum_c W[r][c] * x[t][c] for t < T and rows r in [row_begin, row_end);
+// x rows are x_stride floats apart, y rows y_stride floats apart; y is overwritten.
+void matmul_rows(const Matrix& W, const float* x, int64_t x_stride, int64_t T, float* y, int64_t y_stride,
+                 int64_t row_begin, int64_t row_end);
+
+// y = x W^T for all rows of W, split over the pool. x is [T][W.cols], y is [T][W.rows].
+void matmul(const Matrix& W, const float* x, int64_t T, float* y, ThreadPool& pool);
+
+// y[t][c] = sum_r x[t][r] * W[r][c]  (x W, the transposed use of a Linear weight), one thread;
+// x rows are x_stride floats apart, y is [T][W.cols] and overwritten.
+void matmul_transposed(const Matrix& W, const float* x, int64_t x_stride, int64_t T, float* y);
+
+}  // namespace dsv3

@@ -1,0 +1,66 @@
+// Multi-head latent attention, absorbed form (architecture.md, "Multi-head latent attention").
+#include <algorithm>
+
+#include "kernels/cpu/latent_attention.h"
+#include "kernels/cpu/matmul.h"
+#include "kernels/cpu/rmsnorm.h"
+#include "kernels/cpu/rope.h"
+#include "model/model.h"
+
+namespace dsv3 {
+
+void Model::attention(const AttentionWeights& w, const float* xn, int64_t T, int64_t first_pos, float* cache_rows,
+                      float* out) {
+  const ModelConfig& c = config_;
+  const int64_t heads = c.num_attention_heads, nope = c.qk_nope_head_dim, rope = c.qk_rope_head_dim;
+  const int64_t rank = c.kv_lora_rank, v_dim = c.v_head_dim, qk = c.qk_head_dim();
+  const int64_t row = rank + rope, half = rope / 2;
+  const float eps = float(c.rms_norm_eps);
+  const float* cos = ws_.rope_cos.get(T * half);
+  const float* sin = ws_.rope_sin.get(T * half);
+
+  // Queries: [T][heads][nope | rope].
+  float* q = ws_.q.get(T * heads * qk);
+  if (c.q_lora_rank > 0) {
+    float* q_a = ws_.q_a.get(T * c.q_lora_rank);
+    matmul(w.q_a, xn, T, q_a, pool_);
+    rmsnorm(q_a, T, c.q_lora_rank, c.q_lora_rank, w.q_a_norm.data(), eps);
+    matmul(w.q_b, q_a, T, q, pool_);
+  } else {
+    matmul(w.q, xn, T, q, pool_);
+  }
+
+  // The new tokens' cache rows: normalised latent, then the rotated shared key.
+  float* kv = ws_.kv.get(T * row);
+  matmul(w.kv_a, xn, T, kv, pool_);
+  for (int64_t t = 0; t < T; ++t) {
+    float* cache_row = cache_rows + (first_pos + t) * row;
+    rmsnorm(kv + t * row, row, 1, rank, w.kv_a_norm.data(), eps, cache_row, row);
+    std::copy(kv + t * row + rank, kv + (t + 1) * row, cache_row + rank);
+    rope_apply(cache_row + rank, rope, cos + t * half, sin + t * half);
+  }
+
+  // Per head: fold the key half of kv_b into the query (q_nope W_k gives a latent-space
+  // query), attend over the latent cache, then apply the value half to the result.
+  const int64_t visible = first_pos + T;
+  float* q_latent = ws_.q_latent.get(heads * T * rank);
+  float* o_latent = ws_.o_latent.get(heads * T * rank);
+  float* scores = ws_.scores.get(heads * visible);
+  float* o = ws_.o.get(T * heads * v_dim);
+  pool_.parallel_for(static_cast<size_t>(heads), [&](size_t hi) {
+    const int64_t h = static_cast<int64_t>(hi);
+    float* qh = q + h * qk;
+    for (int64_t t = 0; t < T; ++t) rope_apply(qh + t * heads * qk + nope, rope, cos + t * half, sin + t * half);
+    const Matrix w_key = w.kv_b.row_slice(h * (nope + v_dim), nope);
+    const Matrix w_value = w.kv_b.row_slice(h * (nope + v_dim) + nope, v_dim);
+    float* ql = q_latent + h * T * rank;
+    float* ol = o_latent + h * T * rank;
+    matmul_transposed(w_key, qh, heads * qk, T, ql);
+    latent_attention_head({ql, rank, qh + nope, heads * qk}, T, first_pos, cache_rows, rank, rope,
+                          rope_.softmax_scale, scores + h * visible, ol);
+    matmul_rows(w_value, ol, rank, T, o + h * v_dim, heads * v_dim, 0, v_dim);
+  });
+  matmul(w.o, o, T, out, pool_);
+}
+
+}  // namespace dsv3

@@ -1,0 +1,57 @@
+// The DeepSeek-V3 forward pass (architecture.md): embedding, decoder blocks of MLA
+// attention and dense SwiGLU / DeepSeekMoE feed-forward, final norm and head, and the
+// MTP module. Activations and accumulation are FP32; weights stay in their stored dtype.
+//
+// Attention always runs in the absorbed form over the latent cache, for prefill and
+// decoding alike, so that both give the same numbers.
+#pragma once
+
+#include <cstdint>
+
+#include "base/thread_pool.h"
+#include "model/config.h"
+#include "model/kv_cache.h"
+#include "model/rope.h"
+#include "model/weights.h"
+#include "model/workspace.h"
+
+namespace dsv3 {
+
+class Model {
+ public:
+  Model(ModelConfig config, ModelWeights weights, ThreadPool& pool);
+
+  const ModelConfig& config() const { return config_; }
+  bool has_mtp() const { return weights_.mtp.has_value(); }
+
+  KvCache make_cache(int64_t capacity) const;
+  KvCache make_mtp_cache(int64_t capacity) const;
+
+  // Runs T tokens at positions cache.length().. and appends them to the cache.
+  // hidden (optional): [T][d] final hidden states after the final norm, what the MTP
+  // module takes; logits (optional): [T][vocab].
+  void forward(const int32_t* tokens, int64_t T, KvCache& cache, float* hidden, float* logits);
+
+  // The MTP module on T positions: row i combines the main model's hidden state hidden[i]
+  // with the embedding of next_tokens[i] (the token after it) and predicts the token after
+  // that. Positions continue mtp_cache.length()..; logits: [T][vocab].
+  void forward_mtp(const int32_t* next_tokens, const float* hidden, int64_t T, KvCache& mtp_cache, float* logits);
+
+ private:
+  void embed(const Matrix& table, const int32_t* tokens, int64_t T, float* out) const;
+  void decoder_block(const LayerWeights& layer, float* x, int64_t T, int64_t first_pos, float* cache_rows);
+  void attention(const AttentionWeights& w, const float* xn, int64_t T, int64_t first_pos, float* cache_rows,
+                 float* out);
+  void feed_forward(const LayerWeights& layer, const float* xn, int64_t T, float* out);
+  void swiglu_ffn(const SwiGluWeights& w, const float* x, int64_t T, float* out);
+  void moe(const MoeWeights& w, const float* xn, int64_t T, float* out);
+  void check_room(const KvCache& cache, int64_t T) const;
+
+  ModelConfig config_;
+  ModelWeights weights_;
+  ThreadPool& pool_;
+  RopeParams rope_;
+  Workspace ws_;
+};
+
+}  // namespace dsv3

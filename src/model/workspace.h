@@ -1,0 +1,37 @@
+// Scratch memory for a forward pass. Buffers only grow, so once the largest batch has
+// been seen, further passes (the decode loop) allocate nothing.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+namespace dsv3 {
+
+class Buffer {
+ public:
+  float* get(int64_t n) {
+    if (data_.size() < static_cast<size_t>(n)) data_.resize(static_cast<size_t>(n));
+    return data_.data();
+  }
+
+ private:
+  std::vector<float> data_;
+};
+
+struct Workspace {
+  // residual stream, normalised input, sub-layer output
+  Buffer x, xn, out;
+  // rope tables for the positions of this pass
+  Buffer rope_cos, rope_sin;
+  // attention
+  Buffer q_a, q, kv, q_latent, o_latent, o, scores;
+  // feed-forward: gate/up projections; MoE: router logits, routing, gathered tokens
+  Buffer gate, up, router, routing_scratch, expert_in, expert_out;
+  std::vector<int32_t> expert_ids, token_order;
+  std::vector<float> expert_weights;
+  // MTP input concat(enorm(embedding), hnorm(hidden))
+  Buffer mtp_concat;
+};
+
+}  // namespace dsv3

@@ -1,0 +1,44 @@
+// Non-owning views of weights in their stored dtype (usually straight from an mmap).
+// A Matrix is row-major [rows, cols] like a PyTorch Linear weight: y = W x.
+// FP8 matrices carry the 128x128 block scales of the DeepSeek-V3 release:
+//   w[r][c] = e4m3(q[r][c]) * scale_inv[r / 128][c / 128]   (edge blocks partial).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "tensor/dtype.h"
+
+namespace dsv3 {
+
+inline constexpr int64_t kFp8BlockSize = 128;
+
+struct Matrix {
+  DType dtype = DType::F32;
+  int64_t rows = 0;
+  int64_t cols = 0;
+  const void* data = nullptr;            // rows * cols elements of dtype
+  const float* scale_inv = nullptr;      // FP8 only: [ceil(rows/128)][ceil(cols/128)]
+  int64_t first_row = 0;                 // FP8 only: row of `data` in the full matrix, for scale lookup
+
+  bool empty() const { return data == nullptr; }
+  int64_t scale_cols() const { return (cols + kFp8BlockSize - 1) / kFp8BlockSize; }
+
+  // Rows [begin, begin + count) as a matrix of their own (a head's slice of a projection).
+  Matrix row_slice(int64_t begin, int64_t count) const {
+    Matrix m = *this;
+    m.rows = count;
+    m.data = static_cast<const uint8_t*>(data) + static_cast<size_t>(begin * cols) * dtype_size(dtype);
+    m.first_row = first_row + begin;
+    return m;
+  }
+
+  // Decodes columns [c0, c1) of row r to FP32.
+  void decode_row(int64_t r, int64_t c0, int64_t c1, float* out) const;
+};
+
+// Decodes a whole 1-D or 2-D tensor of any dtype to FP32 (small tensors: norms, biases).
+std::vector<float> decode_to_f32(const Matrix& m);
+
+}  // namespace dsv3
