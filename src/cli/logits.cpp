@@ -1,4 +1,5 @@
 // dsv3 logits: the main model's (and optionally the MTP module's) logits at every position.
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <sstream>
@@ -48,6 +49,18 @@ std::vector<int32_t> parse_ids(const std::string& text) {
   return ids;
 }
 
+// One line with the five most likely next tokens, so a run shows what the model predicts.
+void print_top_tokens(const char* label, const float* logits, int64_t V) {
+  std::vector<int64_t> order(static_cast<size_t>(V));
+  for (int64_t i = 0; i < V; ++i) order[i] = i;
+  const int64_t k = std::min<int64_t>(5, V);
+  std::partial_sort(order.begin(), order.begin() + k, order.end(),
+                    [&](int64_t a, int64_t b) { return logits[a] > logits[b]; });
+  std::fprintf(stderr, "  %s, top-%lld token ids:", label, static_cast<long long>(k));
+  for (int64_t i = 0; i < k; ++i) std::fprintf(stderr, " %lld (%.4f)", static_cast<long long>(order[i]), logits[order[i]]);
+  std::fprintf(stderr, "\n");
+}
+
 double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
@@ -93,6 +106,7 @@ void run(const LogitsOptions& o) {
                static_cast<long long>(T), o.incremental ? "incremental" : "prefill", main_seconds,
                double(T) / main_seconds, pool.size(), o.out.c_str(), static_cast<long long>(T),
                static_cast<long long>(V));
+  print_top_tokens("last position", &logits[(T - 1) * V], V);
 }
 
 }  // namespace

@@ -9,7 +9,7 @@
 
 namespace dsv3 {
 
-// "tiny" (tests, ~1M parameters), "small" (quickstart, ~30M), "0.5b" (benchmarks, ~0.55B).
+// "tiny" (tests, ~1M parameters), "small" (quickstart, ~17M), "0.5b" (benchmarks, ~0.55B).
 ModelConfig preset_config(const std::string& name);
 std::vector<std::string> preset_names();
 

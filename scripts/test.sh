@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Installs what is needed, builds with warnings as errors, and runs every test:
+# the unit tests, the reference checks against PyTorch, and the loaders again under
+# AddressSanitizer + UndefinedBehaviorSanitizer.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+jobs=$(nproc)
+
+bash scripts/setup.sh
+
+cmake -S . -B build -DDSV3_WERROR=ON
+cmake --build build -j"$jobs"
+ctest --test-dir build --output-on-failure -j"$jobs"
+
+# Everything that parses untrusted files, under the sanitizers.
+cmake -S . -B build-asan -DDSV3_WERROR=ON -DDSV3_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
+cmake --build build-asan -j"$jobs" --target dsv3_tests dsv3
+ctest --test-dir build-asan --output-on-failure -j"$jobs" -L loaders
