@@ -10,8 +10,9 @@ namespace dsv3 {
 namespace {
 
 using simd::hsum;
-using simd::load8;
-using simd::v8f;
+using simd::kLanes;
+using simd::load;
+using simd::vf;
 
 constexpr int64_t kRowBlock = 4;     // weight rows decoded together
 constexpr int64_t kTokenBlock = 4;   // tokens sharing each decoded row
@@ -21,23 +22,23 @@ constexpr int64_t kColBlock = 512;   // columns decoded at a time (a multiple of
 // token rows of x over `len` columns into y[t][r].
 void tile_product(const float* tile, int64_t rows, const float* x, int64_t x_stride, int64_t T, int64_t len,
                   float* y, int64_t y_stride) {
-  const int64_t len8 = len & ~int64_t{7};
+  const int64_t len_vec = len - len % kLanes;
   int64_t t = 0;
   if (rows == kRowBlock) {
     for (; t + kTokenBlock <= T; t += kTokenBlock) {
-      v8f acc[kTokenBlock][kRowBlock] = {};
-      for (int64_t c = 0; c < len8; c += 8) {
-        v8f w[kRowBlock];
-        for (int64_t r = 0; r < kRowBlock; ++r) w[r] = load8(tile + r * kColBlock + c);
+      vf acc[kTokenBlock][kRowBlock] = {};
+      for (int64_t c = 0; c < len_vec; c += kLanes) {
+        vf w[kRowBlock];
+        for (int64_t r = 0; r < kRowBlock; ++r) w[r] = load(tile + r * kColBlock + c);
         for (int64_t i = 0; i < kTokenBlock; ++i) {
-          v8f xv = load8(x + (t + i) * x_stride + c);
+          const vf xv = load(x + (t + i) * x_stride + c);
           for (int64_t r = 0; r < kRowBlock; ++r) acc[i][r] += w[r] * xv;
         }
       }
       for (int64_t i = 0; i < kTokenBlock; ++i)
         for (int64_t r = 0; r < kRowBlock; ++r) {
           float sum = hsum(acc[i][r]);
-          for (int64_t c = len8; c < len; ++c) sum += tile[r * kColBlock + c] * x[(t + i) * x_stride + c];
+          for (int64_t c = len_vec; c < len; ++c) sum += tile[r * kColBlock + c] * x[(t + i) * x_stride + c];
           y[(t + i) * y_stride + r] += sum;
         }
     }

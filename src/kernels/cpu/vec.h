@@ -1,27 +1,39 @@
-// Portable 8-wide float vectors (GCC vector extensions): one AVX register with -mavx,
-// two SSE registers without. FP reductions are written with explicit lanes, since the
-// compiler may not reorder a scalar sum by itself (and we don't use -ffast-math).
+// Portable float vectors (GCC vector extensions) of the widest size the build targets:
+// 16 lanes with AVX-512, else 8 (one AVX register, or two SSE registers without AVX).
+// FP reductions are written with explicit lanes, since the compiler may not reorder a
+// scalar sum by itself (and we don't use -ffast-math).
 #pragma once
 
 #include <cstdint>
 
 namespace dsv3::simd {
 
-typedef float v8f __attribute__((vector_size(32)));
-typedef float v8f_unaligned __attribute__((vector_size(32), aligned(4)));
+#ifdef __AVX512F__
+inline constexpr int64_t kLanes = 16;
+#else
+inline constexpr int64_t kLanes = 8;
+#endif
 
-inline v8f load8(const float* p) { return *reinterpret_cast<const v8f_unaligned*>(p); }
-inline void store8(float* p, v8f v) { *reinterpret_cast<v8f_unaligned*>(p) = v; }
-inline float hsum(v8f v) { return ((v[0] + v[4]) + (v[1] + v[5])) + ((v[2] + v[6]) + (v[3] + v[7])); }
+typedef float vf __attribute__((vector_size(kLanes * 4)));
+typedef float vf_unaligned __attribute__((vector_size(kLanes * 4), aligned(4)));
+
+inline vf load(const float* p) { return *reinterpret_cast<const vf_unaligned*>(p); }
+inline void store(float* p, vf v) { *reinterpret_cast<vf_unaligned*>(p) = v; }
+inline vf broadcast(float a) { return vf{} + a; }
+inline float hsum(vf v) {
+  float sum = 0.0f;
+  for (int64_t i = 0; i < kLanes; ++i) sum += v[i];
+  return sum;
+}
 
 inline float dot(const float* a, const float* b, int64_t n) {
-  v8f acc0 = {}, acc1 = {};
+  vf acc0 = {}, acc1 = {};
   int64_t i = 0;
-  for (; i + 16 <= n; i += 16) {
-    acc0 += load8(a + i) * load8(b + i);
-    acc1 += load8(a + i + 8) * load8(b + i + 8);
+  for (; i + 2 * kLanes <= n; i += 2 * kLanes) {
+    acc0 += load(a + i) * load(b + i);
+    acc1 += load(a + i + kLanes) * load(b + i + kLanes);
   }
-  for (; i + 8 <= n; i += 8) acc0 += load8(a + i) * load8(b + i);
+  for (; i + kLanes <= n; i += kLanes) acc0 += load(a + i) * load(b + i);
   float sum = hsum(acc0 + acc1);
   for (; i < n; ++i) sum += a[i] * b[i];
   return sum;
@@ -30,8 +42,8 @@ inline float dot(const float* a, const float* b, int64_t n) {
 // y[i] += a * x[i]
 inline void axpy(float a, const float* x, float* y, int64_t n) {
   int64_t i = 0;
-  const v8f av = {a, a, a, a, a, a, a, a};
-  for (; i + 8 <= n; i += 8) store8(y + i, load8(y + i) + av * load8(x + i));
+  const vf av = broadcast(a);
+  for (; i + kLanes <= n; i += kLanes) store(y + i, load(y + i) + av * load(x + i));
   for (; i < n; ++i) y[i] += a * x[i];
 }
 
