@@ -1,0 +1,126 @@
+#include "kernels/cpu/matmul.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include "tensor/dtype.h"
+#include "tensor/fp8_blocks.h"
+
+namespace dsv3 {
+namespace {
+
+// A weight matrix stored in one dtype, with the exact FP32 values it decodes to
+// (computed here from the dtype definitions, independently of Matrix::decode_row).
+struct StoredMatrix {
+  std::vector<uint8_t> bytes;
+  std::vector<float> scales;
+  std::vector<double> values;  // what the stored weight means, row-major
+  Matrix view;
+};
+
+StoredMatrix make_matrix(DType dtype, int64_t rows, int64_t cols, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> w(static_cast<size_t>(rows * cols));
+  for (auto& v : w) v = normal(rng);
+  StoredMatrix m;
+  m.values.resize(w.size());
+  m.bytes.resize(w.size() * dtype_size(dtype));
+  if (dtype == DType::F8_E4M3) {
+    const int64_t br = (rows + 127) / 128, bc = (cols + 127) / 128;
+    m.scales.resize(static_cast<size_t>(br * bc));
+    quantize_fp8_blocks(w.data(), rows, cols, m.bytes.data(), m.scales.data());
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t c = 0; c < cols; ++c)
+        m.values[r * cols + c] = double(e4m3_to_f32(m.bytes[r * cols + c])) * m.scales[(r / 128) * bc + c / 128];
+  } else {
+    for (size_t i = 0; i < w.size(); ++i) {
+      if (dtype == DType::F32) {
+        std::memcpy(&m.bytes[4 * i], &w[i], 4);
+        m.values[i] = w[i];
+      } else if (dtype == DType::BF16) {
+        const uint16_t h = f32_to_bf16(w[i]);
+        std::memcpy(&m.bytes[2 * i], &h, 2);
+        m.values[i] = bits_to_f32(uint32_t{h} << 16);
+      } else {
+        const _Float16 h = static_cast<_Float16>(w[i]);
+        std::memcpy(&m.bytes[2 * i], &h, 2);
+        m.values[i] = static_cast<double>(h);
+      }
+    }
+  }
+  m.view = Matrix{dtype, rows, cols, m.bytes.data(), m.scales.empty() ? nullptr : m.scales.data(), 0};
+  return m;
+}
+
+std::vector<float> random_input(int64_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> x(static_cast<size_t>(n));
+  for (auto& v : x) v = normal(rng);
+  return x;
+}
+
+// |error| <= n * eps_f32 * sum |w x| bounds any FP32 summation order.
+void expect_close(double got, double exact, double abs_sum, int64_t n) {
+  EXPECT_LE(std::fabs(got - exact), 1e-7 * double(n) * abs_sum + 1e-30) << got << " vs " << exact;
+}
+
+class MatmulTest : public ::testing::TestWithParam<DType> {};
+
+TEST_P(MatmulTest, MatchesDoublePrecisionOnOddSizes) {
+  ThreadPool pool(2);
+  for (auto [rows, cols, T] : std::vector<std::tuple<int64_t, int64_t, int64_t>>{
+           {1, 1, 1}, {3, 7, 2}, {5, 17, 5}, {130, 200, 9}, {257, 513, 4}, {64, 1030, 13}}) {
+    StoredMatrix m = make_matrix(GetParam(), rows, cols, 7);
+    std::vector<float> x = random_input(T * cols, 11);
+    std::vector<float> y(static_cast<size_t>(T * rows), NAN);
+    matmul(m.view, x.data(), T, y.data(), pool);
+    for (int64_t t = 0; t < T; ++t)
+      for (int64_t r = 0; r < rows; ++r) {
+        double exact = 0, abs_sum = 0;
+        for (int64_t c = 0; c < cols; ++c) {
+          exact += m.values[r * cols + c] * x[t * cols + c];
+          abs_sum += std::fabs(m.values[r * cols + c] * x[t * cols + c]);
+        }
+        expect_close(y[t * rows + r], exact, abs_sum, cols);
+      }
+  }
+}
+
+TEST_P(MatmulTest, TransposedProductOfARowSliceMatchesDoublePrecision) {
+  const int64_t rows = 300, cols = 140, T = 3, begin = 133, count = 150;  // slice crosses an FP8 block edge
+  StoredMatrix m = make_matrix(GetParam(), rows, cols, 5);
+  std::vector<float> x = random_input(T * count, 3);
+  std::vector<float> y(static_cast<size_t>(T * cols), NAN);
+  matmul_transposed(m.view.row_slice(begin, count), x.data(), count, T, y.data());
+  for (int64_t t = 0; t < T; ++t)
+    for (int64_t c = 0; c < cols; ++c) {
+      double exact = 0, abs_sum = 0;
+      for (int64_t r = 0; r < count; ++r) {
+        exact += x[t * count + r] * m.values[(begin + r) * cols + c];
+        abs_sum += std::fabs(x[t * count + r] * m.values[(begin + r) * cols + c]);
+      }
+      expect_close(y[t * cols + c], exact, abs_sum, count);
+    }
+}
+
+TEST_P(MatmulTest, ResultDoesNotDependOnThreadCount) {
+  StoredMatrix m = make_matrix(GetParam(), 203, 300, 9);
+  std::vector<float> x = random_input(6 * 300, 4);
+  std::vector<float> y1(6 * 203), y2(6 * 203);
+  ThreadPool one(1), three(3);
+  matmul(m.view, x.data(), 6, y1.data(), one);
+  matmul(m.view, x.data(), 6, y2.data(), three);
+  EXPECT_EQ(std::memcmp(y1.data(), y2.data(), y1.size() * sizeof(float)), 0);
+}
+
+INSTANTIATE_TEST_SUITE_P(AllDtypes, MatmulTest,
+                         ::testing::Values(DType::F32, DType::BF16, DType::F16, DType::F8_E4M3),
+                         [](const auto& param_info) { return std::string(dtype_name(param_info.param)); });
+
+}  // namespace
+}  // namespace dsv3

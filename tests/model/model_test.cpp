@@ -1,0 +1,115 @@
+#include "model/model.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
+#include <random>
+
+#include "base/error.h"
+#include "formats/hf_writer.h"
+#include "formats/model_dir.h"
+#include "model/presets.h"
+
+namespace dsv3 {
+namespace {
+
+// A tiny model with random weights, random norms and a random routing bias, so every
+// part of the forward pass (and the cache) matters.
+std::string write_tiny_model(const std::string& name, DType dtype, ModelConfig config) {
+  const std::string dir = (std::filesystem::path(testing::TempDir()) / name).string();
+  std::mt19937 rng(42);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  write_checkpoint(dir, config, dtype, [&](const WeightSlot& slot, float* values) {
+    const int64_t n = slot.rows * std::max<int64_t>(slot.cols, 1);
+    for (int64_t i = 0; i < n; ++i) {
+      const float z = normal(rng);
+      values[i] = slot.role == WeightRole::Norm ? 1.0f + 0.1f * z : slot.role == WeightRole::Bias ? 0.05f * z : 0.1f * z;
+    }
+  });
+  return dir;
+}
+
+double max_relative_difference(const std::vector<float>& a, const std::vector<float>& b) {
+  double diff = 0, scale = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    diff = std::max(diff, std::fabs(double(a[i]) - b[i]));
+    scale = std::max(scale, std::fabs(double(b[i])));
+  }
+  return diff / scale;
+}
+
+struct Outputs {
+  std::vector<float> logits, mtp_logits;
+};
+
+Outputs run(Model& model, const std::vector<int32_t>& ids, bool incremental) {
+  const ModelConfig& c = model.config();
+  const int64_t T = static_cast<int64_t>(ids.size()), d = c.hidden_size, V = c.vocab_size;
+  Outputs out{std::vector<float>(T * V), std::vector<float>((T - 1) * V)};
+  std::vector<float> hidden(T * d);
+  KvCache cache = model.make_cache(T), mtp_cache = model.make_mtp_cache(T);
+  if (incremental) {
+    for (int64_t t = 0; t < T; ++t) model.forward(&ids[t], 1, cache, &hidden[t * d], &out.logits[t * V]);
+    for (int64_t t = 0; t + 1 < T; ++t)
+      model.forward_mtp(&ids[t + 1], &hidden[t * d], 1, mtp_cache, &out.mtp_logits[t * V]);
+  } else {
+    model.forward(ids.data(), T, cache, hidden.data(), out.logits.data());
+    model.forward_mtp(ids.data() + 1, hidden.data(), T - 1, mtp_cache, out.mtp_logits.data());
+  }
+  return out;
+}
+
+const std::vector<int32_t> kIds = {0, 17, 300, 5, 5, 511, 42, 1, 99, 250, 3, 128};
+
+class ModelTest : public ::testing::TestWithParam<DType> {};
+
+TEST_P(ModelTest, PrefillAndIncrementalDecodingAgree) {
+  const std::string dir = write_tiny_model("prefill_" + std::string(dtype_name(GetParam())), GetParam(),
+                                           preset_config("tiny"));
+  ThreadPool pool(2);
+  LoadedModel loaded = load_model(dir, pool);
+  const Outputs prefill = run(*loaded.model, kIds, false);
+  const Outputs incremental = run(*loaded.model, kIds, true);
+  EXPECT_LE(max_relative_difference(incremental.logits, prefill.logits), 1e-5);
+  EXPECT_LE(max_relative_difference(incremental.mtp_logits, prefill.mtp_logits), 1e-5);
+}
+
+TEST_P(ModelTest, ResultsDoNotDependOnThreadCount) {
+  const std::string dir = write_tiny_model("threads_" + std::string(dtype_name(GetParam())), GetParam(),
+                                           preset_config("tiny"));
+  ThreadPool one(1), three(3);
+  LoadedModel a = load_model(dir, one), b = load_model(dir, three);
+  const Outputs x = run(*a.model, kIds, false), y = run(*b.model, kIds, false);
+  EXPECT_EQ(x.logits, y.logits);
+  EXPECT_EQ(x.mtp_logits, y.mtp_logits);
+}
+
+INSTANTIATE_TEST_SUITE_P(Dtypes, ModelTest, ::testing::Values(DType::BF16, DType::F8_E4M3),
+                         [](const auto& param_info) { return std::string(dtype_name(param_info.param)); });
+
+TEST(ModelErrorsTest, ContextOverflowAndBadTokensAreErrors) {
+  const std::string dir = write_tiny_model("errors", DType::BF16, preset_config("tiny"));
+  ThreadPool pool(1);
+  LoadedModel loaded = load_model(dir, pool);
+  Model& model = *loaded.model;
+  KvCache cache = model.make_cache(4);
+  std::vector<float> logits(5 * 512);
+  const std::vector<int32_t> five = {1, 2, 3, 4, 5};
+  EXPECT_THROW(
+      {
+        try {
+          model.forward(five.data(), 5, cache, nullptr, logits.data());
+        } catch (const Error& e) {
+          EXPECT_NE(std::string(e.what()).find("context overflow"), std::string::npos) << e.what();
+          throw;
+        }
+      },
+      Error);
+  const int32_t bad = 512;
+  EXPECT_THROW(model.forward(&bad, 1, cache, nullptr, logits.data()), Error);
+  EXPECT_EQ(cache.length(), 0);  // nothing was committed by the failed calls
+}
+
+}  // namespace
+}  // namespace dsv3
