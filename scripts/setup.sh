@@ -5,6 +5,7 @@ set -euo pipefail
 
 packages=(
   build-essential cmake pkg-config      # toolchain
+  time bc                               # bench/ scripts
   nlohmann-json3-dev                    # JSON (config.json, safetensors headers)
   libcli11-dev                          # command-line parsing
   libgtest-dev libgmock-dev             # unit tests under CTest
