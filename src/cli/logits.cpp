@@ -119,7 +119,8 @@ void add_logits_command(CLI::App& app) {
   cmd->add_option("-o,--out", opts->out, "Output .npy for the main model's logits [T, vocab]")->required();
   cmd->add_option("--mtp", opts->mtp_out, "Also write the MTP module's logits [T-1, vocab] to this .npy");
   cmd->add_flag("--incremental", opts->incremental, "Feed tokens one at a time through the latent KV cache");
-  cmd->add_option("-t,--threads", opts->threads, "Worker threads (default: all hardware threads)");
+  cmd->add_option("-t,--threads", opts->threads, "Worker threads (default: all hardware threads)")
+      ->check(CLI::Range(0, 1024));
   cmd->callback([opts] { run(*opts); });
 }
 

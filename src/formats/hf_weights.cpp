@@ -51,9 +51,12 @@ void visit_layer(const Visit& fn, const ModelConfig& c, int64_t index, bool moe,
   if (c.topk_method == TopkMethod::NoauxTc)
     visit_vector(fn, p + "mlp.gate.e_score_correction_bias", c.n_routed_experts, WeightRole::Bias,
                  l.moe.correction_bias);
-  l.moe.experts.resize(static_cast<size_t>(c.n_routed_experts));
+  // Grown one entry at a time (not resized up front) so that a config with absurd counts
+  // fails at its first missing tensor instead of allocating for all of them.
+  l.moe.experts.clear();
   for (int64_t e = 0; e < c.n_routed_experts; ++e)
-    visit_swiglu(fn, p + "mlp.experts." + std::to_string(e) + ".", d, c.moe_intermediate_size, l.moe.experts[e]);
+    visit_swiglu(fn, p + "mlp.experts." + std::to_string(e) + ".", d, c.moe_intermediate_size,
+                 l.moe.experts.emplace_back());
   if (c.n_shared_experts > 0)
     visit_swiglu(fn, p + "mlp.shared_experts.", d, c.n_shared_experts * c.moe_intermediate_size, l.moe.shared);
 }
@@ -103,8 +106,8 @@ std::vector<float> bind_vector(const Checkpoint& ckpt, const std::string& name, 
 void for_each_weight(const ModelConfig& c, ModelWeights& w, const Visit& fn) {
   const int64_t d = c.hidden_size;
   visit_matrix(fn, "model.embed_tokens.weight", c.vocab_size, d, WeightRole::Matrix, w.embed);
-  w.layers.resize(static_cast<size_t>(c.num_hidden_layers));
-  for (int64_t i = 0; i < c.num_hidden_layers; ++i) visit_layer(fn, c, i, c.is_moe_layer(i), w.layers[i]);
+  w.layers.clear();
+  for (int64_t i = 0; i < c.num_hidden_layers; ++i) visit_layer(fn, c, i, c.is_moe_layer(i), w.layers.emplace_back());
   visit_vector(fn, "model.norm.weight", d, WeightRole::Norm, w.final_norm);
   if (!c.tie_word_embeddings) visit_matrix(fn, "lm_head.weight", c.vocab_size, d, WeightRole::Matrix, w.head);
   if (!c.has_mtp()) return;

@@ -30,7 +30,8 @@ struct WeightSlot {
 };
 
 // Sizes `weights` for the config (layers, experts, MTP) and calls fn for every tensor of
-// the checkpoint, in file order, with a pointer to where it belongs in `weights`.
+// the checkpoint with a pointer to where it belongs in `weights`. The pointer is valid
+// during the call only (`weights` keeps growing while it is visited).
 void for_each_weight(const ModelConfig& config, ModelWeights& weights, const std::function<void(const WeightSlot&)>& fn);
 
 // The returned views point into `checkpoint`, which must outlive them.
