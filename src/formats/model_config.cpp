@@ -112,6 +112,9 @@ ModelConfig parse(const json& j) {
   c.norm_topk_prob = v3_style;
   read_bool(j, "norm_topk_prob", c.norm_topk_prob);
 
+  bool attention_bias = false;
+  read_bool(j, "attention_bias", attention_bias);
+  if (attention_bias) fail("field attention_bias true is not supported (DeepSeek attention has no biases)");
   const std::string act = read_string(j, "hidden_act", "silu");
   if (act != "silu") fail("field hidden_act '", act, "' is not supported (only silu)");
   if (present(j, "rope_scaling")) c.rope_scaling = read_yarn(j["rope_scaling"]);
