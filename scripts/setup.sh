@@ -8,6 +8,7 @@ packages=(
   time bc                               # bench/ scripts
   nlohmann-json3-dev                    # JSON (config.json, safetensors headers)
   libcli11-dev                          # command-line parsing
+  libpcre2-dev                          # Unicode regexes of the tokenizer's pre-tokenizer
   libgtest-dev libgmock-dev             # unit tests under CTest
   libbenchmark-dev                      # bench/
   python3 python3-numpy python3-torch   # independent reference checks (/usr/bin/python3)

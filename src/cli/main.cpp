@@ -11,6 +11,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   dsv3::cli::add_logits_command(app);
   dsv3::cli::add_init_command(app);
+  dsv3::cli::add_tokenize_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
