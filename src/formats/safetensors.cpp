@@ -107,7 +107,7 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : file_(path) {
     info.data = data_area + begin;
     info.file = &file_.path();
     auto [it, inserted] = tensors_.emplace(name, std::move(info));
-    ranges.push_back({begin, end, &it->first});
+    if (end > begin) ranges.push_back({begin, end, &it->first});  // empty tensors overlap nothing
   }
 
   std::sort(ranges.begin(), ranges.end(), [](const Range& a, const Range& b) { return a.begin < b.begin; });
