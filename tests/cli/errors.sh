@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Every failure of the dsv3 binary is one line `dsv3: error: ...` on stderr and a non-zero
+# exit, never a crash: usage: errors.sh PATH_TO_DSV3 WORK_DIR
+set -uo pipefail
+dsv3=$1
+work=$2
+rm -rf "$work" && mkdir -p "$work"
+failures=0
+passed=0
+
+# expect_error NAME FRAGMENT COMMAND...: fails unless COMMAND exits 1 or 2 with exactly one
+# stderr line starting "dsv3: error:" and containing FRAGMENT.
+expect_error() {
+  local name=$1 fragment=$2
+  shift 2
+  "$@" >"$work/out" 2>"$work/err"
+  local rc=$?
+  local lines
+  lines=$(wc -l <"$work/err")
+  if [[ $rc -ne 1 && $rc -ne 2 ]] || [[ $lines -ne 1 ]] || ! grep -q '^dsv3: error: ' "$work/err" ||
+     ! grep -qF -- "$fragment" "$work/err"; then
+    echo "FAIL $name: exit $rc, stderr:"; cat "$work/err"
+    failures=$((failures + 1))
+  else
+    passed=$((passed + 1))
+  fi
+}
+
+"$dsv3" init --preset tiny -o "$work/tiny" 2>/dev/null
+sed 's/"num_nextn_predict_layers": 1/"num_nextn_predict_layers": 0/' "$work/tiny/config.json" >"$work/no_mtp.json"
+"$dsv3" init --config "$work/no_mtp.json" -o "$work/no_mtp" 2>/dev/null
+mkdir -p "$work/truncated" && cp "$work/tiny/config.json" "$work/truncated/"
+head -c 5000 "$work/tiny/model.safetensors" >"$work/truncated/model.safetensors"
+
+expect_error missing_model "model directory not found" "$dsv3" logits -m "$work/nope" --ids "1 2" -o "$work/o.npy"
+expect_error truncated_weights "model.safetensors" "$dsv3" logits -m "$work/truncated" --ids "1 2" -o "$work/o.npy"
+expect_error bad_id "'x'" "$dsv3" logits -m "$work/tiny" --ids "1 x 3" -o "$work/o.npy"
+expect_error id_past_vocab "512" "$dsv3" logits -m "$work/tiny" --ids "1 512" -o "$work/o.npy"
+expect_error no_ids "--ids" "$dsv3" logits -m "$work/tiny" --ids "" -o "$work/o.npy"
+expect_error mtp_without_layer "--mtp" "$dsv3" logits -m "$work/no_mtp" --ids "1 2" -o "$work/o.npy" --mtp "$work/m.npy"
+expect_error too_long "context" "$dsv3" logits -m "$work/tiny" --ids "$(seq -s ' ' 1 1025 | tr -d '\n' | sed 's/[0-9]\+/1/g')" -o "$work/o.npy"
+expect_error unwritable_output "cannot create" "$dsv3" logits -m "$work/tiny" --ids "1 2" -o "$work/no/such/dir/o.npy"
+expect_error unknown_command "command line" "$dsv3" frobnicate
+expect_error missing_option "command line" "$dsv3" logits -m "$work/tiny"
+expect_error bad_threads "command line" "$dsv3" logits -m "$work/tiny" --ids 1 -o "$work/o.npy" -t 100000
+expect_error bad_preset "preset" "$dsv3" init --preset huge -o "$work/x"
+expect_error no_tokenizer "tokenizer.json" "$dsv3" tokenize -m "$work/tiny" "hello"
+
+"$dsv3" logits --help >/dev/null || { echo "FAIL help"; failures=$((failures + 1)); }
+echo "$passed passed, $failures failed"
+[[ $failures -eq 0 ]]
