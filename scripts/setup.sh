@@ -12,7 +12,11 @@ packages=(
   libgtest-dev libgmock-dev             # unit tests under CTest
   libbenchmark-dev                      # bench/
   python3 python3-numpy python3-torch   # independent reference checks (/usr/bin/python3)
+  nodejs                                # test-only reference: Hugging Face's tokenizers (npm)
+  bible-kjv bible-kjv-text              # the default corpus: the King James Bible
 )
+# Debian's npm is a separate package; Node.js builds that bundle npm conflict with it.
+command -v npm >/dev/null 2>&1 || packages+=(npm)
 
 missing=()
 for p in "${packages[@]}"; do
