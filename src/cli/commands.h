@@ -8,5 +8,6 @@ namespace dsv3::cli {
 void add_logits_command(CLI::App& app);
 void add_init_command(CLI::App& app);
 void add_tokenize_command(CLI::App& app);
+void add_tokenizer_train_command(CLI::App& app);
 
 }  // namespace dsv3::cli

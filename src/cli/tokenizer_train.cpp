@@ -1,0 +1,92 @@
+// dsv3 tokenizer-train: trains a byte-level BPE tokenizer (DeepSeek-V3's pre-tokenizer and
+// special tokens) on text files and writes tokenizer.json + tokenizer_config.json.
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+
+#include "base/error.h"
+#include "base/thread_pool.h"
+#include "cli/commands.h"
+#include "tokenizer/bpe_trainer.h"
+
+namespace dsv3::cli {
+
+namespace {
+
+struct TrainOptions {
+  std::vector<std::string> data;
+  std::string out;
+  BpeTrainerOptions trainer;
+  size_t threads = 0;
+};
+
+// Reads every regular file under the given paths (directories recursively, in sorted order).
+std::vector<std::string> read_texts(const std::vector<std::string>& paths, size_t& files, size_t& bytes) {
+  namespace fs = std::filesystem;
+  std::vector<fs::path> all;
+  for (const std::string& p : paths) {
+    if (fs::is_directory(p)) {
+      std::vector<fs::path> found;
+      for (const auto& entry : fs::recursive_directory_iterator(p))
+        if (entry.is_regular_file()) found.push_back(entry.path());
+      std::sort(found.begin(), found.end());
+      all.insert(all.end(), found.begin(), found.end());
+    } else if (fs::is_regular_file(p)) {
+      all.emplace_back(p);
+    } else {
+      fail("no such file or directory (--data ", p, ")");
+    }
+  }
+  std::vector<std::string> texts;
+  for (const fs::path& path : all) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) fail("cannot read (", path.string(), ")");
+    texts.emplace_back(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    bytes += texts.back().size();
+  }
+  files = all.size();
+  if (bytes == 0) fail("no text to train on (--data)");
+  return texts;
+}
+
+void run(const TrainOptions& o) {
+  const auto start = std::chrono::steady_clock::now();
+  auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(); };
+  size_t files = 0, bytes = 0;
+  const std::vector<std::string> texts = read_texts(o.data, files, bytes);
+  std::fprintf(stderr, "tokenizer-train: %zu files, %.1f MB; training a %lld-token vocabulary\n", files,
+               double(bytes) / 1e6, static_cast<long long>(o.trainer.vocab_size));
+  ThreadPool pool(o.threads);
+  double last_report = 0;
+  const BpeTrainingResult result = train_bpe(texts, o.trainer, pool, [&](int64_t done, int64_t target) {
+    if (elapsed() - last_report < 2.0) return;
+    last_report = elapsed();
+    std::fprintf(stderr, "tokenizer-train: %lld / %lld merges, %.1f s\n", static_cast<long long>(done),
+                 static_cast<long long>(target), last_report);
+  });
+  write_tokenizer_files(o.out, result);
+  std::fprintf(stderr, "tokenizer-train: %zu merges from %lld distinct words in %.1f s%s -> %s\n", result.merges.size(),
+               static_cast<long long>(result.words), elapsed(),
+               result.stopped_early ? " (stopped early: no pair reaches --min-frequency)" : "", o.out.c_str());
+}
+
+}  // namespace
+
+void add_tokenizer_train_command(CLI::App& app) {
+  auto opts = std::make_shared<TrainOptions>();
+  CLI::App* cmd = app.add_subcommand("tokenizer-train", "Train a byte-level BPE tokenizer in the DeepSeek-V3 format");
+  cmd->add_option("--data", opts->data, "Text files or directories (read recursively)")->required();
+  cmd->add_option("--vocab-size", opts->trainer.vocab_size, "Vocabulary size, special and byte tokens included")
+      ->capture_default_str();
+  cmd->add_option("--min-frequency", opts->trainer.min_frequency, "Stop when the best pair is rarer than this")
+      ->capture_default_str();
+  cmd->add_option("-o,--out", opts->out, "Output directory for tokenizer.json and tokenizer_config.json")->required();
+  cmd->add_option("-t,--threads", opts->threads, "Worker threads (default: all hardware threads)")
+      ->check(CLI::Range(0, 1024));
+  cmd->callback([opts] { run(*opts); });
+}
+
+}  // namespace dsv3::cli
