@@ -50,9 +50,7 @@ void write_checkpoint(const std::string& dir, ModelConfig config, DType dtype,
     tensors.push_back({name, type, std::move(shape), storage.back().data()});
   };
 
-  ModelWeights unused;
-  std::vector<WeightSlot> slots;
-  for_each_weight(config, unused, [&](const WeightSlot& slot) { slots.push_back(slot); });
+  const std::vector<WeightSlot> slots = checkpoint_tensors(config);
 
   std::vector<float> values;
   for (const WeightSlot& slot : slots) {
