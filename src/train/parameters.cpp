@@ -1,0 +1,56 @@
+#include "train/parameters.h"
+
+#include <map>
+
+#include "base/error.h"
+
+namespace dsv3 {
+
+namespace {
+
+// Walks the tensors in checkpoint order; calls place(slot, matrix, vector, offset).
+template <typename T, typename Place>
+void walk(const ModelConfig& config, TrainWeights<T>& weights, Place&& place) {
+  std::map<std::string, size_t> offset_of;
+  size_t next = 0;
+  for_each_weight<TrainWeights<T>>(
+      config, weights, [&](const WeightSlot& slot, DenseMatrix<T>* m, DenseVector<T>* v) {
+        size_t offset = next;
+        if (slot.mtp_copy_of_main) {
+          const bool is_embed = slot.name.ends_with("embed_tokens.weight");
+          offset = offset_of.at(is_embed || config.tie_word_embeddings ? "model.embed_tokens.weight" : "lm_head.weight");
+        } else {
+          offset_of[slot.name] = offset;
+          next += static_cast<size_t>(slot.rows * std::max<int64_t>(slot.cols, 1));
+        }
+        place(slot, m, v, offset, next);
+      });
+}
+
+}  // namespace
+
+template <typename T>
+ParameterLayout<T>::ParameterLayout(const ModelConfig& config) : config_(config) {
+  TrainWeights<T> unused;
+  walk<T>(config, unused, [&](const WeightSlot& slot, DenseMatrix<T>*, DenseVector<T>*, size_t offset, size_t end) {
+    slots.push_back(slot);
+    offsets.push_back(offset);
+    size = end;
+  });
+}
+
+template <typename T>
+TrainWeights<T> ParameterLayout<T>::views(T* buffer) const {
+  TrainWeights<T> w;
+  walk<T>(config_, w, [&](const WeightSlot& slot, DenseMatrix<T>* m, DenseVector<T>* v, size_t offset, size_t) {
+    if (m) *m = DenseMatrix<T>{buffer + offset, slot.rows, slot.cols};
+    if (v) *v = DenseVector<T>{buffer + offset, slot.rows};
+  });
+  if (config_.tie_word_embeddings) w.head = w.embed;
+  return w;
+}
+
+template struct ParameterLayout<float>;
+template struct ParameterLayout<double>;
+
+}  // namespace dsv3

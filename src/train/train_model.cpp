@@ -1,0 +1,419 @@
+#include "train/train_model.h"
+
+#include <algorithm>
+
+#include "base/error.h"
+#include "kernels/cpu/causal_attention.h"
+#include "kernels/cpu/cross_entropy.h"
+#include "kernels/cpu/embedding.h"
+#include "kernels/cpu/linear.h"
+#include "kernels/cpu/rmsnorm.h"
+#include "kernels/cpu/rope.h"
+#include "kernels/cpu/swiglu.h"
+#include "model/router.h"
+
+namespace dsv3 {
+
+namespace {
+
+template <typename T>
+using Buf = std::vector<T>;
+
+template <typename T>
+Buf<T> zeros(int64_t n) {
+  return Buf<T>(static_cast<size_t>(n), T(0));
+}
+
+template <typename T>
+void add_into(T* y, const T* x, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] += x[i];
+}
+
+}  // namespace
+
+template <typename T>
+struct TrainModel<T>::SwiGluCache {
+  Buf<T> x, gate, up, h;  // input rows, the two projections, the activation
+  int64_t rows = 0;
+};
+
+template <typename T>
+struct TrainModel<T>::MoeCache {
+  Buf<T> logits;                     // [n][n_routed]
+  std::vector<int32_t> experts;      // [n][k]
+  Buf<T> weights;                    // [n][k]
+  std::vector<std::vector<int32_t>> slots;  // per expert: indices t * k + j routed to it
+  std::vector<SwiGluCache> expert_caches;
+  std::vector<Buf<T>> expert_out;    // per expert: [rows][d]
+  SwiGluCache shared;
+};
+
+template <typename T>
+struct TrainModel<T>::BlockCache {
+  Buf<T> x_in, xn1, q_a, q_a_normed, q, kv, latent_raw, latent, kv_b, keys, probs, o, x_mid, xn2;
+  SwiGluCache dense;
+  MoeCache moe;
+};
+
+template <typename T>
+TrainModel<T>::TrainModel(ModelConfig config, ThreadPool& pool)
+    : config_(std::move(config)), pool_(pool), rope_(rope_params(config_)) {}
+
+// ---- SwiGLU feed-forward -------------------------------------------------------------
+
+template <typename T>
+void TrainModel<T>::swiglu_forward(const SwiGlu& w, const T* x, int64_t n, SwiGluCache& c, T* out) {
+  const int64_t d = config_.hidden_size, width = w.gate.rows;
+  c.rows = n;
+  c.x.assign(x, x + n * d);
+  c.gate.resize(static_cast<size_t>(n * width));
+  c.up.resize(c.gate.size());
+  c.h.resize(c.gate.size());
+  linear(x, w.gate.data, n, d, width, c.gate.data(), pool_);
+  linear(x, w.up.data, n, d, width, c.up.data(), pool_);
+  swiglu(c.gate.data(), c.up.data(), n * width, c.h.data());
+  linear(c.h.data(), w.down.data, n, width, d, out, pool_);
+}
+
+template <typename T>
+void TrainModel<T>::swiglu_backward(const SwiGlu& w, const SwiGluCache& c, const T* dout, T* dx, SwiGlu& g) {
+  const int64_t d = config_.hidden_size, width = w.gate.rows, n = c.rows;
+  Buf<T> dh(static_cast<size_t>(n * width)), dgate(dh.size()), dup(dh.size()), dx_up(static_cast<size_t>(n * d));
+  linear_backward(c.h.data(), w.down.data, dout, n, width, d, dh.data(), g.down.data, pool_);
+  dsv3::swiglu_backward(c.gate.data(), c.up.data(), dh.data(), n * width, dgate.data(), dup.data());
+  linear_backward(c.x.data(), w.gate.data, dgate.data(), n, d, width, dx, g.gate.data, pool_);
+  linear_backward(c.x.data(), w.up.data, dup.data(), n, d, width, dx_up.data(), g.up.data, pool_);
+  add_into(dx, dx_up.data(), n * d);
+}
+
+// ---- MoE -----------------------------------------------------------------------------
+
+template <typename T>
+void TrainModel<T>::moe_forward(const Moe& m, const T* xn, int64_t n, MoeCache& c, T* out, int64_t* counts) {
+  const ModelConfig& cfg = config_;
+  const int64_t d = cfg.hidden_size, E = cfg.n_routed_experts, k = cfg.num_experts_per_tok;
+  c.logits.resize(static_cast<size_t>(n * E));
+  linear(xn, m.router.data, n, d, E, c.logits.data(), pool_);
+  c.experts.resize(static_cast<size_t>(n * k));
+  c.weights.resize(static_cast<size_t>(n * k));
+  // The choice is made in FP32 from the logits, as in inference; the weights follow in T.
+  std::vector<float> logits_f(static_cast<size_t>(E)), bias_f, scratch(static_cast<size_t>(3 * E)), unused(k);
+  if (!m.correction_bias.empty()) bias_f.assign(m.correction_bias.data, m.correction_bias.data + E);
+  for (int64_t t = 0; t < n; ++t) {
+    for (int64_t e = 0; e < E; ++e) logits_f[e] = static_cast<float>(c.logits[t * E + e]);
+    route_token(cfg, logits_f.data(), bias_f.empty() ? nullptr : bias_f.data(), scratch.data(), &c.experts[t * k],
+                unused.data());
+    gate_weights(cfg, &c.logits[t * E], &c.experts[t * k], &c.weights[t * k]);
+  }
+
+  if (!m.shared.empty()) {
+    swiglu_forward(m.shared, xn, n, c.shared, out);
+  } else {
+    std::fill(out, out + n * d, T(0));
+  }
+  c.slots.assign(static_cast<size_t>(E), {});
+  for (int64_t i = 0; i < n * k; ++i) c.slots[c.experts[i]].push_back(static_cast<int32_t>(i));
+  c.expert_caches.resize(static_cast<size_t>(E));
+  c.expert_out.resize(static_cast<size_t>(E));
+  Buf<T> gathered;
+  for (int64_t e = 0; e < E; ++e) {
+    const auto& slots = c.slots[e];
+    if (counts) counts[e] += static_cast<int64_t>(slots.size());
+    if (slots.empty()) continue;
+    const int64_t rows = static_cast<int64_t>(slots.size());
+    gathered.resize(static_cast<size_t>(rows * d));
+    for (int64_t j = 0; j < rows; ++j) std::copy_n(xn + (slots[j] / k) * d, d, &gathered[j * d]);
+    c.expert_out[e].resize(static_cast<size_t>(rows * d));
+    swiglu_forward(m.experts[e], gathered.data(), rows, c.expert_caches[e], c.expert_out[e].data());
+    for (int64_t j = 0; j < rows; ++j) {
+      const T gw = c.weights[slots[j]];
+      T* o = out + (slots[j] / k) * d;
+      for (int64_t i = 0; i < d; ++i) o[i] += gw * c.expert_out[e][j * d + i];
+    }
+  }
+}
+
+template <typename T>
+void TrainModel<T>::moe_backward(const Moe& m, const MoeCache& c, const T* xn, int64_t n, const T* dout, T* dxn,
+                                 Moe& g) {
+  const ModelConfig& cfg = config_;
+  const int64_t d = cfg.hidden_size, E = cfg.n_routed_experts, k = cfg.num_experts_per_tok;
+  if (!m.shared.empty()) {
+    swiglu_backward(m.shared, c.shared, dout, dxn, g.shared);
+  } else {
+    std::fill(dxn, dxn + n * d, T(0));
+  }
+  Buf<T> dweights = zeros<T>(n * k), dy, dx;
+  for (int64_t e = 0; e < E; ++e) {
+    const auto& slots = c.slots[e];
+    if (slots.empty()) continue;
+    const int64_t rows = static_cast<int64_t>(slots.size());
+    dy.resize(static_cast<size_t>(rows * d));
+    dx.resize(dy.size());
+    for (int64_t j = 0; j < rows; ++j) {
+      const T* dot = dout + (slots[j] / k) * d;
+      const T* y = &c.expert_out[e][j * d];
+      T dw = 0;
+      for (int64_t i = 0; i < d; ++i) {
+        dy[j * d + i] = c.weights[slots[j]] * dot[i];
+        dw += dot[i] * y[i];
+      }
+      dweights[slots[j]] = dw;
+    }
+    swiglu_backward(m.experts[e], c.expert_caches[e], dy.data(), dx.data(), g.experts[e]);
+    for (int64_t j = 0; j < rows; ++j) add_into(dxn + (slots[j] / k) * d, &dx[j * d], d);
+  }
+  Buf<T> dlogits(static_cast<size_t>(n * E)), dx_router(static_cast<size_t>(n * d));
+  for (int64_t t = 0; t < n; ++t)
+    gate_weights_backward(cfg, &c.logits[t * E], &c.experts[t * k], &dweights[t * k], &dlogits[t * E]);
+  linear_backward(xn, m.router.data, dlogits.data(), n, d, E, dx_router.data(), g.router.data, pool_);
+  add_into(dxn, dx_router.data(), n * d);
+}
+
+// ---- MLA attention (plain form) --------------------------------------------------------
+
+template <typename T>
+void TrainModel<T>::attention_forward(const Attention& a, const T* xn, int64_t n, BlockCache& c, T* out) {
+  const ModelConfig& cfg = config_;
+  const int64_t d = cfg.hidden_size, H = cfg.num_attention_heads, nope = cfg.qk_nope_head_dim;
+  const int64_t rope = cfg.qk_rope_head_dim, R = cfg.kv_lora_rank, vd = cfg.v_head_dim, qk = cfg.qk_head_dim();
+  const int64_t half = rope / 2;
+  const T eps = static_cast<T>(cfg.rms_norm_eps);
+
+  c.q.resize(static_cast<size_t>(n * H * qk));
+  if (cfg.q_lora_rank > 0) {
+    const int64_t rq = cfg.q_lora_rank;
+    c.q_a.resize(static_cast<size_t>(n * rq));
+    c.q_a_normed.resize(c.q_a.size());
+    linear(xn, a.q_a.data, n, d, rq, c.q_a.data(), pool_);
+    rmsnorm(c.q_a.data(), rq, n, rq, a.q_a_norm.data, eps, c.q_a_normed.data(), rq);
+    linear(c.q_a_normed.data(), a.q_b.data, n, rq, H * qk, c.q.data(), pool_);
+  } else {
+    linear(xn, a.q.data, n, d, H * qk, c.q.data(), pool_);
+  }
+  for (int64_t t = 0; t < n; ++t)
+    for (int64_t h = 0; h < H; ++h) rope_apply(&c.q[(t * H + h) * qk + nope], rope, &cos_[t * half], &sin_[t * half]);
+
+  c.kv.resize(static_cast<size_t>(n * (R + rope)));
+  linear(xn, a.kv_a.data, n, d, R + rope, c.kv.data(), pool_);
+  c.latent_raw.resize(static_cast<size_t>(n * R));
+  c.latent.resize(c.latent_raw.size());
+  for (int64_t t = 0; t < n; ++t) std::copy_n(&c.kv[t * (R + rope)], R, &c.latent_raw[t * R]);
+  rmsnorm(c.latent_raw.data(), R, n, R, a.kv_a_norm.data, eps, c.latent.data(), R);
+  c.kv_b.resize(static_cast<size_t>(n * H * (nope + vd)));
+  linear(c.latent.data(), a.kv_b.data, n, R, H * (nope + vd), c.kv_b.data(), pool_);
+
+  // Per-head keys [k_nope | shared rotated k_pe].
+  c.keys.resize(static_cast<size_t>(n * H * qk));
+  for (int64_t t = 0; t < n; ++t) {
+    Buf<T> k_pe(&c.kv[t * (R + rope) + R], &c.kv[t * (R + rope) + R] + rope);
+    rope_apply(k_pe.data(), rope, &cos_[t * half], &sin_[t * half]);
+    for (int64_t h = 0; h < H; ++h) {
+      std::copy_n(&c.kv_b[(t * H + h) * (nope + vd)], nope, &c.keys[(t * H + h) * qk]);
+      std::copy_n(k_pe.data(), rope, &c.keys[(t * H + h) * qk + nope]);
+    }
+  }
+  c.probs.resize(static_cast<size_t>(H * n * n));
+  c.o.resize(static_cast<size_t>(n * H * vd));
+  pool_.parallel_for(static_cast<size_t>(H), [&](size_t hi) {
+    const int64_t h = static_cast<int64_t>(hi);
+    causal_attention_head(&c.q[h * qk], &c.keys[h * qk], &c.kv_b[h * (nope + vd) + nope], H * qk, H * (nope + vd), n,
+                          qk, vd, static_cast<T>(rope_.softmax_scale), &c.probs[h * n * n], &c.o[h * vd], H * vd);
+  });
+  linear(c.o.data(), a.o.data, n, H * vd, d, out, pool_);
+}
+
+template <typename T>
+void TrainModel<T>::attention_backward(const Attention& a, const BlockCache& c, int64_t n, const T* dout, T* dxn,
+                                       Attention& g) {
+  const ModelConfig& cfg = config_;
+  const int64_t d = cfg.hidden_size, H = cfg.num_attention_heads, nope = cfg.qk_nope_head_dim;
+  const int64_t rope = cfg.qk_rope_head_dim, R = cfg.kv_lora_rank, vd = cfg.v_head_dim, qk = cfg.qk_head_dim();
+  const int64_t half = rope / 2;
+  const T eps = static_cast<T>(cfg.rms_norm_eps);
+
+  Buf<T> d_o(c.o.size()), dq(c.q.size()), dkeys(c.keys.size()), dkv_b = zeros<T>(n * H * (nope + vd));
+  linear_backward(c.o.data(), a.o.data, dout, n, H * vd, d, d_o.data(), g.o.data, pool_);
+  pool_.parallel_for(static_cast<size_t>(H), [&](size_t hi) {
+    const int64_t h = static_cast<int64_t>(hi);
+    causal_attention_head_backward(&c.q[h * qk], &c.keys[h * qk], &c.kv_b[h * (nope + vd) + nope], H * qk,
+                                   H * (nope + vd), n, qk, vd, static_cast<T>(rope_.softmax_scale),
+                                   &c.probs[h * n * n], &d_o[h * vd], H * vd, &dq[h * qk], &dkeys[h * qk],
+                                   &dkv_b[h * (nope + vd) + nope]);
+  });
+  // Keys: the nope part goes back to kv_b's output, the shared rope part sums over heads.
+  Buf<T> dkv = zeros<T>(n * (R + rope));
+  for (int64_t t = 0; t < n; ++t) {
+    T* dk_pe = &dkv[t * (R + rope) + R];
+    for (int64_t h = 0; h < H; ++h) {
+      std::copy_n(&dkeys[(t * H + h) * qk], nope, &dkv_b[(t * H + h) * (nope + vd)]);
+      add_into(dk_pe, &dkeys[(t * H + h) * qk + nope], rope);
+      rope_apply_backward(&dq[(t * H + h) * qk + nope], rope, &cos_[t * half], &sin_[t * half]);
+    }
+    rope_apply_backward(dk_pe, rope, &cos_[t * half], &sin_[t * half]);
+  }
+  Buf<T> dlatent(static_cast<size_t>(n * R)), dlatent_raw(dlatent.size());
+  linear_backward(c.latent.data(), a.kv_b.data, dkv_b.data(), n, R, H * (nope + vd), dlatent.data(), g.kv_b.data,
+                  pool_);
+  rmsnorm_backward(c.latent_raw.data(), dlatent.data(), n, R, a.kv_a_norm.data, eps, dlatent_raw.data(),
+                   g.kv_a_norm.data);
+  for (int64_t t = 0; t < n; ++t) std::copy_n(&dlatent_raw[t * R], R, &dkv[t * (R + rope)]);
+  linear_backward(c.xn1.data(), a.kv_a.data, dkv.data(), n, d, R + rope, dxn, g.kv_a.data, pool_);
+
+  Buf<T> dx_q(static_cast<size_t>(n * d));
+  if (cfg.q_lora_rank > 0) {
+    const int64_t rq = cfg.q_lora_rank;
+    Buf<T> dq_a_normed(c.q_a.size()), dq_a(c.q_a.size());
+    linear_backward(c.q_a_normed.data(), a.q_b.data, dq.data(), n, rq, H * qk, dq_a_normed.data(), g.q_b.data, pool_);
+    rmsnorm_backward(c.q_a.data(), dq_a_normed.data(), n, rq, a.q_a_norm.data, eps, dq_a.data(), g.q_a_norm.data);
+    linear_backward(c.xn1.data(), a.q_a.data, dq_a.data(), n, d, rq, dx_q.data(), g.q_a.data, pool_);
+  } else {
+    linear_backward(c.xn1.data(), a.q.data, dq.data(), n, d, H * qk, dx_q.data(), g.q.data, pool_);
+  }
+  add_into(dxn, dx_q.data(), n * d);
+}
+
+// ---- Decoder block -----------------------------------------------------------------------
+
+template <typename T>
+void TrainModel<T>::block_forward(const Layer& l, const T* x_in, int64_t n, BlockCache& c, T* x_out, int64_t* counts) {
+  const int64_t d = config_.hidden_size;
+  const T eps = static_cast<T>(config_.rms_norm_eps);
+  c.x_in.assign(x_in, x_in + n * d);
+  c.xn1.resize(c.x_in.size());
+  rmsnorm(x_in, d, n, d, l.attn_norm.data, eps, c.xn1.data(), d);
+  Buf<T> out(c.x_in.size());
+  attention_forward(l.attn, c.xn1.data(), n, c, out.data());
+  c.x_mid = c.x_in;
+  add_into(c.x_mid.data(), out.data(), n * d);
+  c.xn2.resize(c.x_in.size());
+  rmsnorm(c.x_mid.data(), d, n, d, l.ffn_norm.data, eps, c.xn2.data(), d);
+  if (l.is_moe) {
+    moe_forward(l.moe, c.xn2.data(), n, c.moe, out.data(), counts);
+  } else {
+    swiglu_forward(l.dense, c.xn2.data(), n, c.dense, out.data());
+  }
+  for (int64_t i = 0; i < n * d; ++i) x_out[i] = c.x_mid[i] + out[i];
+}
+
+template <typename T>
+void TrainModel<T>::block_backward(const Layer& l, const BlockCache& c, int64_t n, const T* dx_out, T* dx_in, Layer& g) {
+  const int64_t d = config_.hidden_size;
+  const T eps = static_cast<T>(config_.rms_norm_eps);
+  Buf<T> dxn(static_cast<size_t>(n * d)), dnorm(dxn.size()), dx_mid(dx_out, dx_out + n * d);
+  if (l.is_moe) {
+    moe_backward(l.moe, c.moe, c.xn2.data(), n, dx_out, dxn.data(), g.moe);
+  } else {
+    swiglu_backward(l.dense, c.dense, dx_out, dxn.data(), g.dense);
+  }
+  rmsnorm_backward(c.x_mid.data(), dxn.data(), n, d, l.ffn_norm.data, eps, dnorm.data(), g.ffn_norm.data);
+  add_into(dx_mid.data(), dnorm.data(), n * d);
+  attention_backward(l.attn, c, n, dx_mid.data(), dxn.data(), g.attn);
+  rmsnorm_backward(c.x_in.data(), dxn.data(), n, d, l.attn_norm.data, eps, dnorm.data(), g.attn_norm.data);
+  for (int64_t i = 0; i < n * d; ++i) dx_in[i] = dx_mid[i] + dnorm[i];
+}
+
+// ---- The whole model -------------------------------------------------------------------
+
+template <typename T>
+typename TrainModel<T>::Losses TrainModel<T>::run(const TrainWeights<T>& w, const int32_t* tokens, int64_t count,
+                                                  double mtp_weight, TrainWeights<T>* grads,
+                                                  std::vector<int64_t>* expert_counts) {
+  const ModelConfig& cfg = config_;
+  const int64_t d = cfg.hidden_size, V = cfg.vocab_size, L = cfg.num_hidden_layers, n = count;
+  const T eps = static_cast<T>(cfg.rms_norm_eps);
+  if (n < 2) fail("a training sequence needs at least 2 tokens, got ", n);
+  for (int64_t t = 0; t < n; ++t)
+    if (tokens[t] < 0 || tokens[t] >= V) fail("token id ", tokens[t], " is outside the vocabulary [0, ", V, ")");
+  const int64_t half = cfg.qk_rope_head_dim / 2;
+  cos_.resize(static_cast<size_t>(n * half));
+  sin_.resize(cos_.size());
+  rope_tables(rope_.inv_freq.data(), cfg.qk_rope_head_dim, 0, n, rope_.magnitude, cos_.data(), sin_.data());
+
+  // Main model.
+  std::vector<BlockCache> caches(static_cast<size_t>(L));
+  Buf<T> x(static_cast<size_t>(n * d)), next(x.size());
+  embedding(w.embed.data, tokens, n, d, x.data());
+  int64_t moe_index = 0;
+  for (int64_t i = 0; i < L; ++i) {
+    int64_t* counts = nullptr;
+    if (expert_counts && w.layers[i].is_moe) {
+      expert_counts->resize(static_cast<size_t>((moe_index + 1) * cfg.n_routed_experts), 0);
+      counts = expert_counts->data() + moe_index * cfg.n_routed_experts;
+    }
+    moe_index += w.layers[i].is_moe;
+    block_forward(w.layers[i], x.data(), n, caches[i], next.data(), counts);
+    x.swap(next);
+  }
+  Buf<T> hidden(x.size()), logits(static_cast<size_t>(n * V));
+  rmsnorm(x.data(), d, n, d, w.final_norm.data, eps, hidden.data(), d);
+  linear(hidden.data(), w.head.data, n, d, V, logits.data(), pool_);
+  std::vector<int32_t> targets(static_cast<size_t>(n), -1);
+  for (int64_t t = 0; t + 1 < n; ++t) targets[t] = tokens[t + 1];
+  Losses losses;
+  losses.main = cross_entropy(logits.data(), targets.data(), n, V) / double(n - 1);
+
+  // MTP module on positions 0..n-2: (h_i, tokens[i+1]) -> tokens[i+2].
+  const bool mtp = w.mtp.has_value();
+  const int64_t m = n - 1;
+  BlockCache mtp_cache;
+  Buf<T> embedded, concat, mtp_x, mtp_out, mtp_hidden, mtp_logits;
+  std::vector<int32_t> mtp_targets(static_cast<size_t>(m), -1);
+  for (int64_t i = 0; i + 2 < n; ++i) mtp_targets[i] = tokens[i + 2];
+  if (mtp) {
+    const auto& mw = *w.mtp;
+    embedded.resize(static_cast<size_t>(m * d));
+    concat.resize(static_cast<size_t>(m * 2 * d));
+    embedding(mw.embed.data, tokens + 1, m, d, embedded.data());
+    rmsnorm(embedded.data(), d, m, d, mw.enorm.data, eps, concat.data(), 2 * d);
+    rmsnorm(hidden.data(), d, m, d, mw.hnorm.data, eps, concat.data() + d, 2 * d);
+    mtp_x.resize(static_cast<size_t>(m * d));
+    mtp_out.resize(mtp_x.size());
+    linear(concat.data(), mw.eh_proj.data, m, 2 * d, d, mtp_x.data(), pool_);
+    block_forward(mw.block, mtp_x.data(), m, mtp_cache, mtp_out.data(), nullptr);
+    mtp_hidden.resize(mtp_x.size());
+    rmsnorm(mtp_out.data(), d, m, d, mw.head_norm.data, eps, mtp_hidden.data(), d);
+    mtp_logits.resize(static_cast<size_t>(m * V));
+    linear(mtp_hidden.data(), mw.head.data, m, d, V, mtp_logits.data(), pool_);
+    if (m > 1) losses.mtp = cross_entropy(mtp_logits.data(), mtp_targets.data(), m, V) / double(m - 1);
+  }
+  if (!grads) return losses;
+
+  // Backward.
+  TrainWeights<T>& g = *grads;
+  Buf<T> dlogits(logits.size()), dhidden(hidden.size());
+  cross_entropy_backward(logits.data(), targets.data(), n, V, T(1) / T(n - 1), dlogits.data());
+  linear_backward(hidden.data(), w.head.data, dlogits.data(), n, d, V, dhidden.data(), g.head.data, pool_);
+  if (mtp && m > 1 && mtp_weight != 0) {
+    const auto& mw = *w.mtp;
+    auto& mg = *g.mtp;
+    Buf<T> d_logits(mtp_logits.size()), d_hidden(mtp_hidden.size()), d_out(mtp_out.size()), d_x(mtp_x.size());
+    cross_entropy_backward(mtp_logits.data(), mtp_targets.data(), m, V, static_cast<T>(mtp_weight / double(m - 1)),
+                           d_logits.data());
+    linear_backward(mtp_hidden.data(), mw.head.data, d_logits.data(), m, d, V, d_hidden.data(), mg.head.data, pool_);
+    rmsnorm_backward(mtp_out.data(), d_hidden.data(), m, d, mw.head_norm.data, eps, d_out.data(), mg.head_norm.data);
+    block_backward(mw.block, mtp_cache, m, d_out.data(), d_x.data(), mg.block);
+    Buf<T> d_concat(concat.size());
+    linear_backward(concat.data(), mw.eh_proj.data, d_x.data(), m, 2 * d, d, d_concat.data(), mg.eh_proj.data, pool_);
+    Buf<T> half_grad(static_cast<size_t>(m * d)), d_in(half_grad.size());
+    for (int64_t i = 0; i < m; ++i) std::copy_n(&d_concat[i * 2 * d], d, &half_grad[i * d]);
+    rmsnorm_backward(embedded.data(), half_grad.data(), m, d, mw.enorm.data, eps, d_in.data(), mg.enorm.data);
+    embedding_backward(tokens + 1, d_in.data(), m, d, mg.embed.data);
+    for (int64_t i = 0; i < m; ++i) std::copy_n(&d_concat[i * 2 * d + d], d, &half_grad[i * d]);
+    rmsnorm_backward(hidden.data(), half_grad.data(), m, d, mw.hnorm.data, eps, d_in.data(), mg.hnorm.data);
+    add_into(dhidden.data(), d_in.data(), m * d);
+  }
+  Buf<T> dx(x.size()), dprev(x.size());
+  rmsnorm_backward(x.data(), dhidden.data(), n, d, w.final_norm.data, eps, dx.data(), g.final_norm.data);
+  for (int64_t i = L - 1; i >= 0; --i) {
+    block_backward(w.layers[i], caches[i], n, dx.data(), dprev.data(), g.layers[i]);
+    dx.swap(dprev);
+  }
+  embedding_backward(tokens, dx.data(), n, d, g.embed.data);
+  return losses;
+}
+
+template class TrainModel<float>;
+template class TrainModel<double>;
+
+}  // namespace dsv3

@@ -1,0 +1,64 @@
+// The DeepSeek-V3 forward pass for training, with its backward: dense parameters of the
+// compute type (FP32 master weights; double in gradient checks), the plain (non-absorbed)
+// MLA form, every activation the backward needs kept from the forward (nothing is
+// recomputed yet), and the main and MTP cross-entropy losses.
+//
+// Routing is discrete: the choice of experts is made in FP32 from the router logits and
+// carries no gradient; the gate weights of the chosen experts do (through the unbiased
+// sigmoid/softmax scores and their normalisation). The correction bias only selects.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "base/thread_pool.h"
+#include "model/config.h"
+#include "model/rope.h"
+#include "train/parameters.h"
+
+namespace dsv3 {
+
+template <typename T>
+class TrainModel {
+ public:
+  TrainModel(ModelConfig config, ThreadPool& pool);
+
+  struct Losses {
+    double main = 0;  // mean cross-entropy of predicting tokens[t+1] at position t
+    double mtp = 0;   // mean cross-entropy of the MTP module predicting tokens[t+2] (0 without MTP)
+  };
+
+  // One sequence of `count` tokens. Total loss = main + mtp_weight * mtp. With `grads`,
+  // also runs the backward and ADDS d(total)/d(parameter) into it (same layout as `w`).
+  // Expert loads (tokens routed to each expert, per MoE layer of the main model) are added
+  // into `expert_counts` when given ([moe layers][n_routed_experts]).
+  Losses run(const TrainWeights<T>& w, const int32_t* tokens, int64_t count, double mtp_weight,
+             TrainWeights<T>* grads, std::vector<int64_t>* expert_counts = nullptr);
+
+  const ModelConfig& config() const { return config_; }
+
+ private:
+  struct SwiGluCache;
+  struct MoeCache;
+  struct BlockCache;
+  using Layer = BasicLayerWeights<DenseMatrix<T>, DenseVector<T>>;
+  using SwiGlu = BasicSwiGluWeights<DenseMatrix<T>, DenseVector<T>>;
+  using Moe = BasicMoeWeights<DenseMatrix<T>, DenseVector<T>>;
+  using Attention = BasicAttentionWeights<DenseMatrix<T>, DenseVector<T>>;
+
+  void block_forward(const Layer& l, const T* x_in, int64_t n, BlockCache& cache, T* x_out, int64_t* counts);
+  void block_backward(const Layer& l, const BlockCache& cache, int64_t n, const T* dx_out, T* dx_in, Layer& g);
+  void attention_forward(const Attention& a, const T* xn, int64_t n, BlockCache& cache, T* out);
+  void attention_backward(const Attention& a, const BlockCache& cache, int64_t n, const T* dout, T* dxn, Attention& g);
+  void swiglu_forward(const SwiGlu& w, const T* x, int64_t n, SwiGluCache& cache, T* out);
+  void swiglu_backward(const SwiGlu& w, const SwiGluCache& cache, const T* dout, T* dx, SwiGlu& g);
+  void moe_forward(const Moe& m, const T* xn, int64_t n, MoeCache& cache, T* out, int64_t* counts);
+  void moe_backward(const Moe& m, const MoeCache& cache, const T* xn, int64_t n, const T* dout, T* dxn, Moe& g);
+
+  ModelConfig config_;
+  ThreadPool& pool_;
+  RopeParams rope_;
+  std::vector<T> cos_, sin_;  // rope tables for positions 0..count-1
+};
+
+}  // namespace dsv3

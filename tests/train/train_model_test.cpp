@@ -1,0 +1,136 @@
+#include "train/train_model.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
+#include <random>
+
+#include "formats/hf_writer.h"
+#include "formats/model_dir.h"
+#include "kernels/cpu/cross_entropy.h"
+#include "model/presets.h"
+
+namespace dsv3 {
+namespace {
+
+// Random parameters that make every part of the model matter.
+template <typename T>
+std::vector<T> random_parameters(const ParameterLayout<T>& layout, uint32_t seed) {
+  std::vector<T> values(layout.size);
+  std::mt19937 rng(seed);
+  std::normal_distribution<double> normal(0.0, 1.0);
+  for (size_t i = 0; i < layout.slots.size(); ++i) {
+    const WeightSlot& s = layout.slots[i];
+    if (s.mtp_copy_of_main) continue;
+    const int64_t n = s.rows * std::max<int64_t>(s.cols, 1);
+    for (int64_t j = 0; j < n; ++j) {
+      const double z = normal(rng);
+      values[layout.offsets[i] + j] = static_cast<T>(
+          s.role == WeightRole::Norm ? 1.0 + 0.1 * z : s.role == WeightRole::Bias ? 0.05 * z : 0.15 * z);
+    }
+  }
+  return values;
+}
+
+ModelConfig tiny_config() {
+  ModelConfig c = preset_config("tiny");
+  c.vocab_size = 48;
+  c.hidden_size = 16;
+  c.num_attention_heads = 2;
+  c.q_lora_rank = 12;
+  c.kv_lora_rank = 10;
+  c.qk_nope_head_dim = 6;
+  c.qk_rope_head_dim = 4;
+  c.v_head_dim = 5;
+  c.intermediate_size = 20;
+  c.moe_intermediate_size = 7;
+  YarnScaling y;
+  y.factor = 4;
+  y.original_max_position_embeddings = 4;
+  y.mscale_all_dim = 1.0;
+  c.rope_scaling = y;
+  c.validate();
+  return c;
+}
+
+const std::vector<int32_t> kTokens = {3, 17, 40, 3, 9, 22, 47, 1, 30};
+
+// The gradient of the whole model (main + 0.3 * MTP loss) against central differences in
+// double precision, on a few coordinates of every tensor.
+TEST(TrainModelTest, GradientMatchesFiniteDifferencesInDouble) {
+  for (bool q_lora : {true, false}) {
+    ModelConfig c = tiny_config();
+    if (!q_lora) c.q_lora_rank = 0;
+    ThreadPool pool(2);
+    ParameterLayout<double> layout(c);
+    std::vector<double> params = random_parameters(layout, 7);
+    std::vector<double> grads(layout.size, 0.0);
+    TrainModel<double> model(c, pool);
+    const double lambda = 0.3;
+    TrainWeights<double> w = layout.views(params.data()), g = layout.views(grads.data());
+    model.run(w, kTokens.data(), static_cast<int64_t>(kTokens.size()), lambda, &g);
+
+    auto loss = [&] {
+      const auto l = model.run(w, kTokens.data(), static_cast<int64_t>(kTokens.size()), lambda, nullptr);
+      return l.main + lambda * l.mtp;
+    };
+    std::mt19937 rng(3);
+    double diff = 0, norm = 0;
+    int checked = 0;
+    for (size_t i = 0; i < layout.slots.size(); ++i) {
+      const WeightSlot& s = layout.slots[i];
+      if (s.role == WeightRole::Bias || s.mtp_copy_of_main) continue;  // the bias only selects
+      const size_t n = static_cast<size_t>(s.rows * std::max<int64_t>(s.cols, 1));
+      for (int k = 0; k < 3; ++k) {
+        const size_t at = layout.offsets[i] + rng() % n;
+        const double saved = params[at], h = 1e-5;
+        params[at] = saved + h;
+        const double plus = loss();
+        params[at] = saved - h;
+        const double minus = loss();
+        params[at] = saved;
+        const double numeric = (plus - minus) / (2 * h);
+        diff += (numeric - grads[at]) * (numeric - grads[at]);
+        norm += numeric * numeric;
+        ++checked;
+        EXPECT_NEAR(grads[at], numeric, 1e-6 * std::max(1.0, std::fabs(numeric))) << s.name << " q_lora " << q_lora;
+      }
+    }
+    EXPECT_GT(checked, 100);
+    EXPECT_LE(std::sqrt(diff / norm), 1e-6) << "q_lora " << q_lora;
+  }
+}
+
+// The training forward (plain MLA) gives the inference engine's logits (absorbed MLA over
+// the latent cache): its loss equals the cross-entropy of `dsv3 logits` on the same weights.
+TEST(TrainModelTest, LossesMatchTheInferenceEngine) {
+  const ModelConfig c = tiny_config();
+  ThreadPool pool(2);
+  ParameterLayout<float> layout(c);
+  std::vector<float> params = random_parameters(layout, 11);
+  TrainModel<float> model(c, pool);
+  const int64_t n = static_cast<int64_t>(kTokens.size());
+  const auto losses = model.run(layout.views(params.data()), kTokens.data(), n, 0.3, nullptr);
+
+  const std::string dir = (std::filesystem::path(testing::TempDir()) / "train_vs_infer").string();
+  write_checkpoint(dir, c, DType::F32, [&](const WeightSlot& slot, float* values) {
+    for (size_t i = 0; i < layout.slots.size(); ++i)
+      if (layout.slots[i].name == slot.name)
+        std::copy_n(&params[layout.offsets[i]], slot.rows * std::max<int64_t>(slot.cols, 1), values);
+  });
+  LoadedModel loaded = load_model(dir, pool);
+  const int64_t d = c.hidden_size, V = c.vocab_size;
+  std::vector<float> hidden(n * d), logits(n * V), mtp_logits((n - 1) * V);
+  KvCache cache = loaded.model->make_cache(n), mtp_cache = loaded.model->make_mtp_cache(n);
+  loaded.model->forward(kTokens.data(), n, cache, hidden.data(), logits.data());
+  loaded.model->forward_mtp(kTokens.data() + 1, hidden.data(), n - 1, mtp_cache, mtp_logits.data());
+  std::vector<int32_t> next(kTokens.begin() + 1, kTokens.end()), after_next(kTokens.begin() + 2, kTokens.end());
+  next.push_back(-1);
+  after_next.push_back(-1);
+  EXPECT_NEAR(losses.main, cross_entropy(logits.data(), next.data(), n, V) / double(n - 1), 1e-5);
+  EXPECT_NEAR(losses.mtp, cross_entropy(mtp_logits.data(), after_next.data(), n - 1, V) / double(n - 2), 1e-5);
+}
+
+}  // namespace
+}  // namespace dsv3
