@@ -1,6 +1,10 @@
 #include "kernels/cpu/linear.h"
 
 #include <algorithm>
+#include <type_traits>
+
+#include "kernels/cpu/matmul.h"
+#include "kernels/cpu/vec.h"
 
 namespace dsv3 {
 
@@ -21,8 +25,22 @@ void parallel_rows(int64_t n, ThreadPool& pool, F&& body) {
 
 }  // namespace
 
+// y[i] += a * x[i], vectorised for float.
+template <typename T>
+void axpy(T a, const T* x, T* y, int64_t n) {
+  if constexpr (std::is_same_v<T, float>) {
+    simd::axpy(a, x, y, n);
+  } else {
+    for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
+  }
+}
+
 template <typename T>
 void linear(const T* x, const T* W, int64_t rows, int64_t in, int64_t out, T* y, ThreadPool& pool) {
+  if constexpr (std::is_same_v<T, float>) {  // the engine's blocked kernel over an F32 weight view
+    matmul(Matrix{DType::F32, out, in, W, nullptr, 0}, x, rows, y, pool);
+    return;
+  }
   parallel_rows(out, pool, [&](int64_t o) {
     const T* w = W + o * in;
     for (int64_t t = 0; t < rows; ++t) {
@@ -41,21 +59,13 @@ void linear_backward(const T* x, const T* W, const T* dy, int64_t rows, int64_t 
     parallel_rows(rows, pool, [&](int64_t t) {
       T* dxt = dx + t * in;
       std::fill(dxt, dxt + in, T(0));
-      for (int64_t o = 0; o < out; ++o) {
-        const T g = dy[t * out + o];
-        const T* w = W + o * in;
-        for (int64_t i = 0; i < in; ++i) dxt[i] += g * w[i];
-      }
+      for (int64_t o = 0; o < out; ++o) axpy(dy[t * out + o], W + o * in, dxt, in);
     });
   }
   if (dW) {
     parallel_rows(out, pool, [&](int64_t o) {
       T* dw = dW + o * in;
-      for (int64_t t = 0; t < rows; ++t) {
-        const T g = dy[t * out + o];
-        const T* xt = x + t * in;
-        for (int64_t i = 0; i < in; ++i) dw[i] += g * xt[i];
-      }
+      for (int64_t t = 0; t < rows; ++t) axpy(dy[t * out + o], x + t * in, dw, in);
     });
   }
 }
