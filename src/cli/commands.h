@@ -9,5 +9,7 @@ void add_logits_command(CLI::App& app);
 void add_init_command(CLI::App& app);
 void add_tokenize_command(CLI::App& app);
 void add_tokenizer_train_command(CLI::App& app);
+void add_train_command(CLI::App& app);
+void add_quickstart_command(CLI::App& app);
 
 }  // namespace dsv3::cli

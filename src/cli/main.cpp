@@ -13,6 +13,8 @@ int main(int argc, char** argv) {
   dsv3::cli::add_init_command(app);
   dsv3::cli::add_tokenize_command(app);
   dsv3::cli::add_tokenizer_train_command(app);
+  dsv3::cli::add_train_command(app);
+  dsv3::cli::add_quickstart_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -370,7 +370,12 @@ typename TrainModel<T>::Losses TrainModel<T>::run(const TrainWeights<T>& w, cons
     mtp_x.resize(static_cast<size_t>(m * d));
     mtp_out.resize(mtp_x.size());
     linear(concat.data(), mw.eh_proj.data, m, 2 * d, d, mtp_x.data(), pool_);
-    block_forward(mw.block, mtp_x.data(), m, mtp_cache, mtp_out.data(), nullptr);
+    int64_t* counts = nullptr;  // the MTP block's experts come after the main model's MoE layers
+    if (expert_counts) {
+      expert_counts->resize(static_cast<size_t>((moe_index + 1) * cfg.n_routed_experts), 0);
+      counts = expert_counts->data() + moe_index * cfg.n_routed_experts;
+    }
+    block_forward(mw.block, mtp_x.data(), m, mtp_cache, mtp_out.data(), counts);
     mtp_hidden.resize(mtp_x.size());
     rmsnorm(mtp_out.data(), d, m, d, mw.head_norm.data, eps, mtp_hidden.data(), d);
     mtp_logits.resize(static_cast<size_t>(m * V));

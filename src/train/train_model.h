@@ -30,8 +30,8 @@ class TrainModel {
 
   // One sequence of `count` tokens. Total loss = main + mtp_weight * mtp. With `grads`,
   // also runs the backward and ADDS d(total)/d(parameter) into it (same layout as `w`).
-  // Expert loads (tokens routed to each expert, per MoE layer of the main model) are added
-  // into `expert_counts` when given ([moe layers][n_routed_experts]).
+  // Expert loads (tokens routed to each expert) are added into `expert_counts` when given:
+  // [MoE layers of the main model, then the MTP block][n_routed_experts].
   Losses run(const TrainWeights<T>& w, const int32_t* tokens, int64_t count, double mtp_weight,
              TrainWeights<T>* grads, std::vector<int64_t>* expert_counts = nullptr);
 

@@ -1,0 +1,322 @@
+#include "train/trainer.h"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <nlohmann/json.hpp>
+#include <numeric>
+#include <random>
+
+#include "base/atomic_file.h"
+#include "base/error.h"
+#include "base/thread_pool.h"
+#include "formats/checkpoint.h"
+#include "formats/hf_writer.h"
+#include "formats/model_config.h"
+#include "model/presets.h"
+#include "tensor/matrix.h"
+#include "tokenizer/bpe_trainer.h"
+#include "tokenizer/tokenizer.h"
+#include "train/adamw.h"
+#include "train/train_model.h"
+
+namespace dsv3 {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+std::vector<std::string> read_files(const std::vector<std::string>& paths) {
+  std::vector<fs::path> files;
+  for (const std::string& p : paths) {
+    if (fs::is_directory(p)) {
+      std::vector<fs::path> found;
+      for (const auto& e : fs::recursive_directory_iterator(p))
+        if (e.is_regular_file()) found.push_back(e.path());
+      std::sort(found.begin(), found.end());
+      files.insert(files.end(), found.begin(), found.end());
+    } else if (fs::is_regular_file(p)) {
+      files.emplace_back(p);
+    } else {
+      fail("no such file or directory (--data ", p, ")");
+    }
+  }
+  std::vector<std::string> texts;
+  for (const fs::path& f : files) {
+    std::ifstream in(f, std::ios::binary);
+    if (!in) fail("cannot read (", f.string(), ")");
+    texts.emplace_back(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  if (texts.empty()) fail("no data files (--data)");
+  return texts;
+}
+
+// The run's tokenizer: --tokenizer, else RUN/tokenizer, trained on the data when missing.
+Tokenizer run_tokenizer(const TrainOptions& o, const ModelConfig& config, const std::vector<std::string>& texts,
+                        ThreadPool& pool, std::string& dir) {
+  dir = o.tokenizer.empty() ? (fs::path(o.out) / "tokenizer").string() : o.tokenizer;
+  if (!fs::exists(fs::path(dir) / "tokenizer.json")) {
+    if (!o.tokenizer.empty()) fail("no tokenizer.json (", o.tokenizer, ")");
+    std::fprintf(stderr, "train: training a %lld-token tokenizer on the data\n", (long long)config.vocab_size);
+    BpeTrainerOptions options;
+    options.vocab_size = config.vocab_size;
+    write_tokenizer_files(dir, train_bpe(texts, options, pool));
+  }
+  Tokenizer t = Tokenizer::load(dir);
+  if (t.vocab_size() > config.vocab_size)
+    fail("the tokenizer has ", t.vocab_size(), " tokens but the model only ", config.vocab_size, " (", dir, ")");
+  return t;
+}
+
+// Documents separated by EOS, as one token stream.
+std::vector<int32_t> tokenize_all(Tokenizer& tokenizer, const std::vector<std::string>& texts) {
+  std::vector<int32_t> tokens;
+  for (const std::string& text : texts) {
+    const std::vector<int32_t> ids = tokenizer.encode(text, tokenizer.add_bos_token());
+    tokens.insert(tokens.end(), ids.begin(), ids.end());
+    if (tokenizer.eos_id()) tokens.push_back(*tokenizer.eos_id());
+  }
+  return tokens;
+}
+
+// The sequences of a step: windows of seq_len + 1 tokens, in a fresh permutation per epoch
+// (seeded by seed and epoch), so that step k always sees the same data, resumed or not.
+class Batches {
+ public:
+  Batches(int64_t tokens, int64_t seq_len, uint64_t seed) : seq_len_(seq_len), seed_(seed) {
+    windows_ = (tokens - 1) / seq_len;
+    if (windows_ < 1) fail("the training data has ", tokens, " tokens, fewer than one sequence of ", seq_len + 1);
+  }
+  // Start offsets of the sequences of step `step` with `batch` sequences each.
+  std::vector<int64_t> starts(int64_t step, int64_t batch) {
+    std::vector<int64_t> out;
+    for (int64_t i = 0; i < batch; ++i) {
+      const int64_t k = step * batch + i;
+      const int64_t epoch = k / windows_;
+      if (epoch != epoch_) shuffle(epoch);
+      out.push_back(order_[k % windows_] * seq_len_);
+    }
+    return out;
+  }
+
+ private:
+  void shuffle(int64_t epoch) {
+    order_.resize(static_cast<size_t>(windows_));
+    std::iota(order_.begin(), order_.end(), 0);
+    std::mt19937_64 rng(seed_ * 1000003 + static_cast<uint64_t>(epoch));
+    for (int64_t i = windows_ - 1; i > 0; --i) std::swap(order_[i], order_[rng() % static_cast<uint64_t>(i + 1)]);
+    epoch_ = epoch;
+  }
+  int64_t seq_len_, windows_;
+  uint64_t seed_;
+  int64_t epoch_ = -1;
+  std::vector<int64_t> order_;
+};
+
+void write_json(const fs::path& path, const json& j) {
+  const std::string text = j.dump(2) + "\n";
+  AtomicFileWriter out(path.string());
+  out.write(text.data(), text.size());
+  out.commit();
+}
+
+// A checkpoint directory: the model (FP32 master weights, Hugging Face layout), the
+// tokenizer, the optimiser state and the trainer state. Written into a temporary directory
+// that is renamed into place, then RUN/latest is switched to it by an atomic rename.
+void save_checkpoint(const TrainOptions& o, const ModelConfig& config, const ParameterLayout<float>& layout,
+                     const std::vector<float>& params, AdamW& adam, int64_t step, const std::string& tokenizer_dir) {
+  char name[32];
+  std::snprintf(name, sizeof name, "step-%06lld", static_cast<long long>(step));
+  const fs::path run(o.out), final_dir = run / name, temp = run / (std::string(".") + name + ".tmp");
+  fs::remove_all(temp);
+  write_checkpoint(temp.string(), config, DType::F32, [&](const WeightSlot& slot, float* values) {
+    for (size_t i = 0; i < layout.slots.size(); ++i)
+      if (layout.slots[i].name == slot.name) {
+        std::copy_n(&params[layout.offsets[i]], slot.rows * std::max<int64_t>(slot.cols, 1), values);
+        return;
+      }
+  });
+  for (const char* f : {"tokenizer.json", "tokenizer_config.json"})
+    fs::copy_file(fs::path(tokenizer_dir) / f, temp / f, fs::copy_options::overwrite_existing);
+  const int64_t n = static_cast<int64_t>(params.size());
+  write_safetensors((temp / "optimizer.safetensors").string(),
+                    {{"adamw.first_moment", DType::F32, {n}, adam.first_moment().data()},
+                     {"adamw.second_moment", DType::F32, {n}, adam.second_moment().data()}},
+                    {{"step", std::to_string(step)}, {"adamw_steps", std::to_string(adam.steps())}});
+  fs::remove_all(final_dir);
+  fs::rename(temp, final_dir);
+  const fs::path link_temp = run / ".latest.tmp";
+  fs::remove(link_temp);
+  fs::create_directory_symlink(name, link_temp);
+  fs::rename(link_temp, run / "latest");
+}
+
+// Restores parameters and optimiser state from RUN/latest; returns the step to continue at.
+int64_t load_checkpoint(const TrainOptions& o, const ParameterLayout<float>& layout, std::vector<float>& params,
+                        AdamW& adam) {
+  const fs::path latest = fs::path(o.out) / "latest";
+  if (!fs::exists(latest)) fail("nothing to resume: no checkpoint (", latest.string(), ")");
+  Checkpoint model(latest.string());
+  for (size_t i = 0; i < layout.slots.size(); ++i) {
+    const WeightSlot& s = layout.slots[i];
+    if (s.mtp_copy_of_main) continue;
+    const TensorInfo& t = model.get(s.name);
+    const int64_t cols = std::max<int64_t>(s.cols, 1);
+    if (t.numel() != s.rows * cols) fail("tensor size does not match the run's config (", *t.file, ": ", s.name, ")");
+    Matrix view{t.dtype, s.rows, cols, t.data, nullptr, 0};
+    for (int64_t r = 0; r < s.rows; ++r) view.decode_row(r, 0, cols, &params[layout.offsets[i] + r * cols]);
+  }
+  SafetensorsFile opt((latest / "optimizer.safetensors").string());
+  for (auto [name, target] : {std::pair{"adamw.first_moment", &adam.first_moment()},
+                              std::pair{"adamw.second_moment", &adam.second_moment()}}) {
+    const TensorInfo& t = opt.tensors().at(name);
+    if (t.dtype != DType::F32 || t.nbytes != target->size() * sizeof(float))
+      fail("optimizer state does not match the model (", opt.path(), ": ", name, ")");
+    std::memcpy(target->data(), t.data, t.nbytes);
+  }
+  adam.set_steps(std::stoll(opt.metadata().at("adamw_steps")));
+  return std::stoll(opt.metadata().at("step"));
+}
+
+double max_violation(const int64_t* counts, int64_t experts) {
+  int64_t total = 0, peak = 0;
+  for (int64_t e = 0; e < experts; ++e) total += counts[e], peak = std::max(peak, counts[e]);
+  return total ? double(peak) * double(experts) / double(total) - 1.0 : 0.0;
+}
+
+}  // namespace
+
+std::string train(const TrainOptions& o) {
+  if (o.balance != "aux-free" && o.balance != "none")
+    fail("--balance ", o.balance, " is not available yet (aux-free, none)");
+  if (o.batch < 1 || o.seq_len < 2 || o.steps < 0) fail("--batch must be >= 1, --seq-len >= 2, --steps >= 0");
+  fs::create_directories(o.out);
+  ModelConfig config = o.config.empty() ? preset_config("small") : read_model_config(o.config);
+  if (o.seq_len > config.max_position_embeddings)
+    fail("--seq-len ", o.seq_len, " exceeds max_position_embeddings ", config.max_position_embeddings);
+  ThreadPool pool(o.threads);
+
+  const std::vector<std::string> texts = read_files(o.data);
+  std::string tokenizer_dir;
+  Tokenizer tokenizer = run_tokenizer(o, config, texts, pool, tokenizer_dir);
+  const std::vector<int32_t> tokens = tokenize_all(tokenizer, texts);
+  // The last 2% (at least one sequence) is held out for validation.
+  const int64_t held_out = std::max<int64_t>(o.seq_len + 1, static_cast<int64_t>(tokens.size()) / 50);
+  const int64_t train_tokens = static_cast<int64_t>(tokens.size()) - held_out;
+  Batches batches(train_tokens, o.seq_len, o.seed);
+
+  ParameterLayout<float> layout(config);
+  std::vector<float> params(layout.size), grads(layout.size);
+  std::vector<bool> decay(layout.size, false);
+  std::mt19937_64 init_rng(o.seed);
+  std::normal_distribution<float> normal(0.0f, static_cast<float>(o.init_std));
+  for (size_t i = 0; i < layout.slots.size(); ++i) {
+    const WeightSlot& s = layout.slots[i];
+    if (s.mtp_copy_of_main) continue;
+    const size_t n = static_cast<size_t>(s.rows * std::max<int64_t>(s.cols, 1));
+    for (size_t j = 0; j < n; ++j) {
+      float& p = params[layout.offsets[i] + j];
+      p = s.role == WeightRole::Norm ? 1.0f : s.role == WeightRole::Bias ? 0.0f : normal(init_rng);
+      decay[layout.offsets[i] + j] = decays_weight(s.role);
+    }
+  }
+  AdamWOptions adam_options;
+  adam_options.bf16_moments = o.bf16_moments;
+  AdamW adam(decay, adam_options);
+  int64_t step = o.resume ? load_checkpoint(o, layout, params, adam) : 0;
+
+  TrainModel<float> model(config, pool);
+  const TrainWeights<float> w = layout.views(params.data());
+  TrainWeights<float> g = layout.views(grads.data());
+  std::ofstream log((fs::path(o.out) / "metrics.jsonl").string(), std::ios::app);
+  write_json(fs::path(o.out) / "run.json", {{"data", o.data}, {"steps", o.steps}, {"batch", o.batch},
+                                           {"seq_len", o.seq_len}, {"seed", o.seed}, {"lr", o.lr},
+                                           {"balance", o.balance}, {"mtp_weight", o.mtp_weight},
+                                           {"tokens", tokens.size()}, {"threads", pool.size()}});
+  std::fprintf(stderr, "train: %zu tokens (%lld held out), %lld steps of %lld x %lld tokens, %zu threads -> %s\n",
+               tokens.size(), (long long)held_out, (long long)o.steps, (long long)o.batch, (long long)o.seq_len,
+               pool.size(), o.out.c_str());
+
+  const auto start = std::chrono::steady_clock::now();
+  auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(); };
+  double last_report = -1e9;
+  int64_t saved_step = o.resume ? step : -1;
+  const int64_t experts = config.n_routed_experts;
+  for (; step < o.steps; ++step) {
+    const double step_start = elapsed();
+    std::fill(grads.begin(), grads.end(), 0.0f);
+    std::vector<int64_t> counts;
+    double loss = 0, mtp_loss = 0;
+    for (int64_t s : batches.starts(step, o.batch)) {
+      const auto l = model.run(w, &tokens[s], o.seq_len + 1, o.mtp_weight, &g, &counts);
+      loss += l.main / double(o.batch);
+      mtp_loss += l.mtp / double(o.batch);
+    }
+    double norm_sq = 0;
+    for (float& x : grads) {
+      x /= static_cast<float>(o.batch);
+      norm_sq += double(x) * x;
+    }
+    const double grad_norm = std::sqrt(norm_sq);
+    if (grad_norm > o.clip)
+      for (float& x : grads) x *= static_cast<float>(o.clip / grad_norm);
+    const double lr = learning_rate(step, o.warmup, o.steps, o.lr, o.final_lr);
+    adam.step(params.data(), grads.data(), lr);
+
+    // Auxiliary-loss-free balancing: overloaded experts' bias down by gamma, underloaded up.
+    const int64_t moe_layers = experts ? static_cast<int64_t>(counts.size()) / experts : 0;
+    double maxvio_mean = 0, maxvio_max = 0;
+    std::vector<const DenseVector<float>*> biases;
+    for (const auto& layer : w.layers)
+      if (layer.is_moe) biases.push_back(&layer.moe.correction_bias);
+    if (w.mtp) biases.push_back(&w.mtp->block.moe.correction_bias);
+    for (int64_t m = 0; m < moe_layers; ++m) {
+      const int64_t* c = &counts[m * experts];
+      const double v = max_violation(c, experts);
+      maxvio_mean += v / double(moe_layers);
+      maxvio_max = std::max(maxvio_max, v);
+      if (o.balance != "aux-free" || biases[m]->empty()) continue;
+      const double mean = double(std::accumulate(c, c + experts, int64_t{0})) / double(experts);
+      for (int64_t e = 0; e < experts; ++e)
+        biases[m]->data[e] += static_cast<float>(double(c[e]) > mean ? -o.gamma : double(c[e]) < mean ? o.gamma : 0.0);
+    }
+
+    const double tokens_per_s = double(o.batch * o.seq_len) / (elapsed() - step_start);
+    json entry = {{"step", step + 1}, {"loss", loss}, {"mtp_loss", mtp_loss}, {"maxvio", maxvio_mean},
+                  {"maxvio_max", maxvio_max}, {"lr", lr}, {"grad_norm", grad_norm}, {"tokens_per_s", tokens_per_s}};
+    const bool last = step + 1 == o.steps || (o.time_limit > 0 && elapsed() > o.time_limit);
+    if (o.eval_every > 0 && ((step + 1) % o.eval_every == 0 || last)) {
+      double val = 0;
+      int64_t count = 0;
+      for (int64_t s = train_tokens; s + o.seq_len + 1 <= static_cast<int64_t>(tokens.size()) && count < 8;
+           s += o.seq_len, ++count)
+        val += model.run(w, &tokens[s], o.seq_len + 1, 0.0, nullptr).main;
+      entry["val_loss"] = val / double(std::max<int64_t>(count, 1));
+    }
+    log << entry.dump() << "\n" << std::flush;
+    if (elapsed() - last_report >= 5.0 || last || step == 0) {
+      last_report = elapsed();
+      std::fprintf(stderr, "train: step %lld/%lld loss %.4f mtp %.4f maxvio %.3f lr %.2e %.0f tok/s%s\n",
+                   (long long)(step + 1), (long long)o.steps, loss, mtp_loss, maxvio_mean, lr, tokens_per_s,
+                   entry.contains("val_loss") ? (" val " + std::to_string(entry["val_loss"].get<double>())).c_str() : "");
+    }
+    if ((o.save_every > 0 && (step + 1) % o.save_every == 0) || last) {
+      save_checkpoint(o, config, layout, params, adam, step + 1, tokenizer_dir);
+      saved_step = step + 1;
+    }
+    if (last) {
+      ++step;
+      break;
+    }
+  }
+  if (saved_step != step) save_checkpoint(o, config, layout, params, adam, step, tokenizer_dir);
+  return (fs::path(o.out) / "latest").string();
+}
+
+}  // namespace dsv3

@@ -1,0 +1,43 @@
+// `dsv3 train`: the training loop of the report's recipe on one machine.
+//   data -> tokens (the run's tokenizer, trained first when the run has none) -> fixed-length
+//   sequences -> forward/backward (TrainModel) -> global-norm clipping -> AdamW with warm-up
+//   + cosine -> auxiliary-loss-free bias update from the step's expert loads.
+// Checkpoints are Hugging Face model directories (RUN/step-N, RUN/latest) with the FP32
+// master weights, the optimiser state beside them; a JSONL log has one object per step.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace dsv3 {
+
+struct TrainOptions {
+  std::vector<std::string> data;  // text files or directories
+  std::string out;                // the run directory
+  std::string config;             // config.json of the model; empty: the "small" preset
+  std::string tokenizer;          // tokenizer directory; empty: RUN/tokenizer, trained if missing
+  int64_t steps = 200;
+  int64_t batch = 8;              // sequences per step
+  int64_t seq_len = 128;
+  uint64_t seed = 0;
+  double lr = 3e-3;               // peak learning rate
+  double final_lr = 3e-4;
+  int64_t warmup = 20;
+  double init_std = 0.006;
+  double clip = 1.0;              // global gradient-norm clip
+  double mtp_weight = 0.3;        // lambda; 0 disables the MTP objective
+  std::string balance = "aux-free";  // aux-free | none
+  double gamma = 0.001;           // bias update speed
+  bool bf16_moments = false;
+  int64_t eval_every = 50;        // validation loss every N steps
+  int64_t save_every = 100;
+  bool resume = false;
+  size_t threads = 0;
+  double time_limit = 0;          // seconds; stop early (and save) when exceeded; 0: none
+};
+
+// Runs the training; returns the directory of the last checkpoint (RUN/latest).
+std::string train(const TrainOptions& options);
+
+}  // namespace dsv3
