@@ -2,12 +2,12 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
-#include <sstream>
 #include <vector>
 
 #include "base/error.h"
 #include "base/thread_pool.h"
 #include "cli/commands.h"
+#include "cli/token_ids.h"
 #include "formats/model_dir.h"
 #include "formats/npy.h"
 
@@ -23,31 +23,6 @@ struct LogitsOptions {
   bool incremental = false;
   size_t threads = 0;
 };
-
-std::vector<int32_t> parse_ids(const std::string& text) {
-  std::vector<int32_t> ids;
-  std::string token;
-  std::istringstream in(text);
-  while (in >> token) {
-    for (char& ch : token)
-      if (ch == ',') ch = ' ';
-    std::istringstream parts(token);
-    std::string part;
-    while (parts >> part) {
-      size_t used = 0;
-      long long value = -1;
-      try {
-        value = std::stoll(part, &used);
-      } catch (const std::exception&) {
-        used = 0;
-      }
-      if (used != part.size() || value < 0 || value > INT32_MAX) fail("invalid token id '", part, "' (--ids)");
-      ids.push_back(static_cast<int32_t>(value));
-    }
-  }
-  if (ids.empty()) fail("no token ids given (--ids)");
-  return ids;
-}
 
 // One line with the five most likely next tokens, so a run shows what the model predicts.
 void print_top_tokens(const char* label, const float* logits, int64_t V) {
@@ -66,7 +41,7 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
 }
 
 void run(const LogitsOptions& o) {
-  const std::vector<int32_t> ids = parse_ids(o.ids);
+  const std::vector<int32_t> ids = parse_token_ids(o.ids, "--ids", true);
   ThreadPool pool(o.threads);
   LoadedModel loaded = load_model(o.model, pool);
   Model& model = *loaded.model;

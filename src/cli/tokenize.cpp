@@ -4,10 +4,10 @@
 #include <fstream>
 #include <iostream>
 #include <iterator>
-#include <sstream>
 
 #include "base/error.h"
 #include "cli/commands.h"
+#include "cli/token_ids.h"
 #include "formats/json_file.h"
 #include "tokenizer/chat_template.h"
 #include "tokenizer/tokenizer.h"
@@ -42,24 +42,6 @@ std::string read_input(const TokenizeOptions& o) {
   return o.text;
 }
 
-std::vector<int32_t> parse_ids(const std::string& text) {
-  std::vector<int32_t> ids;
-  std::istringstream in(text);
-  std::string word;
-  while (in >> word) {
-    size_t used = 0;
-    long long v = -1;
-    try {
-      v = std::stoll(word, &used);
-    } catch (const std::exception&) {
-      used = 0;
-    }
-    if (used != word.size() || v < 0 || v > INT32_MAX) fail("invalid token id '", word, "' (--decode input)");
-    ids.push_back(static_cast<int32_t>(v));
-  }
-  return ids;
-}
-
 std::vector<ChatMessage> read_conversation(const std::string& path) {
   const nlohmann::json j = read_json_file(path);
   if (!j.is_array()) fail("conversation must be a JSON array of {role, content} (", path, ")");
@@ -77,7 +59,7 @@ void run(const TokenizeOptions& o) {
   Tokenizer tokenizer = Tokenizer::load(o.model);
   const bool chat = o.chat || !o.chat_file.empty();
   if (o.decode) {
-    const std::string bytes = tokenizer.decode(parse_ids(read_input(o)));
+    const std::string bytes = tokenizer.decode(parse_token_ids(read_input(o), "--decode input", false));
     std::fwrite(bytes.data(), 1, bytes.size(), stdout);
     return;
   }

@@ -1,13 +1,10 @@
 // dsv3 tokenizer-train: trains a byte-level BPE tokenizer (DeepSeek-V3's pre-tokenizer and
 // special tokens) on text files and writes tokenizer.json + tokenizer_config.json.
-#include <algorithm>
 #include <chrono>
 #include <cstdio>
-#include <filesystem>
-#include <fstream>
-#include <iterator>
 
 #include "base/error.h"
+#include "base/text_files.h"
 #include "base/thread_pool.h"
 #include "cli/commands.h"
 #include "tokenizer/bpe_trainer.h"
@@ -23,41 +20,14 @@ struct TrainOptions {
   size_t threads = 0;
 };
 
-// Reads every regular file under the given paths (directories recursively, in sorted order).
-std::vector<std::string> read_texts(const std::vector<std::string>& paths, size_t& files, size_t& bytes) {
-  namespace fs = std::filesystem;
-  std::vector<fs::path> all;
-  for (const std::string& p : paths) {
-    if (fs::is_directory(p)) {
-      std::vector<fs::path> found;
-      for (const auto& entry : fs::recursive_directory_iterator(p))
-        if (entry.is_regular_file()) found.push_back(entry.path());
-      std::sort(found.begin(), found.end());
-      all.insert(all.end(), found.begin(), found.end());
-    } else if (fs::is_regular_file(p)) {
-      all.emplace_back(p);
-    } else {
-      fail("no such file or directory (--data ", p, ")");
-    }
-  }
-  std::vector<std::string> texts;
-  for (const fs::path& path : all) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) fail("cannot read (", path.string(), ")");
-    texts.emplace_back(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-    bytes += texts.back().size();
-  }
-  files = all.size();
-  if (bytes == 0) fail("no text to train on (--data)");
-  return texts;
-}
-
 void run(const TrainOptions& o) {
   const auto start = std::chrono::steady_clock::now();
   auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(); };
-  size_t files = 0, bytes = 0;
-  const std::vector<std::string> texts = read_texts(o.data, files, bytes);
-  std::fprintf(stderr, "tokenizer-train: %zu files, %.1f MB; training a %lld-token vocabulary\n", files,
+  const std::vector<std::string> texts = read_text_files(o.data, "--data");
+  size_t bytes = 0;
+  for (const std::string& t : texts) bytes += t.size();
+  if (bytes == 0) fail("no text to train on (--data)");
+  std::fprintf(stderr, "tokenizer-train: %zu files, %.1f MB; training a %lld-token vocabulary\n", texts.size(),
                double(bytes) / 1e6, static_cast<long long>(o.trainer.vocab_size));
   ThreadPool pool(o.threads);
   double last_report = 0;

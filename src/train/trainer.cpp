@@ -7,13 +7,13 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
-#include <iterator>
 #include <nlohmann/json.hpp>
 #include <numeric>
 #include <random>
 
 #include "base/atomic_file.h"
 #include "base/error.h"
+#include "base/text_files.h"
 #include "base/thread_pool.h"
 #include "formats/checkpoint.h"
 #include "formats/hf_writer.h"
@@ -31,31 +31,6 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 namespace {
-
-std::vector<std::string> read_files(const std::vector<std::string>& paths) {
-  std::vector<fs::path> files;
-  for (const std::string& p : paths) {
-    if (fs::is_directory(p)) {
-      std::vector<fs::path> found;
-      for (const auto& e : fs::recursive_directory_iterator(p))
-        if (e.is_regular_file()) found.push_back(e.path());
-      std::sort(found.begin(), found.end());
-      files.insert(files.end(), found.begin(), found.end());
-    } else if (fs::is_regular_file(p)) {
-      files.emplace_back(p);
-    } else {
-      fail("no such file or directory (--data ", p, ")");
-    }
-  }
-  std::vector<std::string> texts;
-  for (const fs::path& f : files) {
-    std::ifstream in(f, std::ios::binary);
-    if (!in) fail("cannot read (", f.string(), ")");
-    texts.emplace_back(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-  }
-  if (texts.empty()) fail("no data files (--data)");
-  return texts;
-}
 
 // The run's tokenizer: --tokenizer, else RUN/tokenizer, trained on the data when missing.
 Tokenizer run_tokenizer(const TrainOptions& o, const ModelConfig& config, const std::vector<std::string>& texts,
@@ -202,7 +177,7 @@ std::string train(const TrainOptions& o) {
     fail("--seq-len ", o.seq_len, " exceeds max_position_embeddings ", config.max_position_embeddings);
   ThreadPool pool(o.threads);
 
-  const std::vector<std::string> texts = read_files(o.data);
+  const std::vector<std::string> texts = read_text_files(o.data, "--data");
   std::string tokenizer_dir;
   Tokenizer tokenizer = run_tokenizer(o, config, texts, pool, tokenizer_dir);
   const std::vector<int32_t> tokens = tokenize_all(tokenizer, texts);
