@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <cstring>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -150,13 +151,21 @@ int64_t load_checkpoint(const TrainOptions& o, const ParameterLayout<float>& lay
   SafetensorsFile opt((latest / "optimizer.safetensors").string());
   for (auto [name, target] : {std::pair{"adamw.first_moment", &adam.first_moment()},
                               std::pair{"adamw.second_moment", &adam.second_moment()}}) {
-    const TensorInfo& t = opt.tensors().at(name);
-    if (t.dtype != DType::F32 || t.nbytes != target->size() * sizeof(float))
-      fail("optimizer state does not match the model (", opt.path(), ": ", name, ")");
-    std::memcpy(target->data(), t.data, t.nbytes);
+    auto it = opt.tensors().find(name);
+    if (it == opt.tensors().end() || it->second.dtype != DType::F32 ||
+        it->second.nbytes != target->size() * sizeof(float))
+      fail("optimizer state is missing or does not match the model (", opt.path(), ": ", name, ")");
+    std::memcpy(target->data(), it->second.data, it->second.nbytes);
   }
-  adam.set_steps(std::stoll(opt.metadata().at("adamw_steps")));
-  return std::stoll(opt.metadata().at("step"));
+  auto counter = [&](const char* key) {
+    auto it = opt.metadata().find(key);
+    if (it == opt.metadata().end() || it->second.empty() ||
+        it->second.find_first_not_of("0123456789") != std::string::npos)
+      fail("optimizer state has no valid ", key, " (", opt.path(), ": __metadata__)");
+    return std::stoll(it->second);
+  };
+  adam.set_steps(counter("adamw_steps"));
+  return counter("step");
 }
 
 double max_violation(const int64_t* counts, int64_t experts) {
