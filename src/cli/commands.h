@@ -11,5 +11,6 @@ void add_tokenize_command(CLI::App& app);
 void add_tokenizer_train_command(CLI::App& app);
 void add_train_command(CLI::App& app);
 void add_quickstart_command(CLI::App& app);
+void add_grad_command(CLI::App& app);
 
 }  // namespace dsv3::cli

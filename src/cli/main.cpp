@@ -15,6 +15,7 @@ int main(int argc, char** argv) {
   dsv3::cli::add_tokenizer_train_command(app);
   dsv3::cli::add_train_command(app);
   dsv3::cli::add_quickstart_command(app);
+  dsv3::cli::add_grad_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

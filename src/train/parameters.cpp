@@ -1,8 +1,10 @@
 #include "train/parameters.h"
 
+#include <algorithm>
 #include <map>
 
 #include "base/error.h"
+#include "tensor/matrix.h"
 
 namespace dsv3 {
 
@@ -48,6 +50,19 @@ TrainWeights<T> ParameterLayout<T>::views(T* buffer) const {
   });
   if (config_.tie_word_embeddings) w.head = w.embed;
   return w;
+}
+
+void load_parameters(const Checkpoint& checkpoint, const ParameterLayout<float>& layout, float* values) {
+  for (size_t i = 0; i < layout.slots.size(); ++i) {
+    const WeightSlot& s = layout.slots[i];
+    if (s.mtp_copy_of_main) continue;
+    const TensorInfo& t = checkpoint.get(s.name);
+    const int64_t cols = std::max<int64_t>(s.cols, 1);
+    if (t.dtype == DType::F8_E4M3) fail("training from FP8 weights is not supported yet (", *t.file, ": ", s.name, ")");
+    if (t.numel() != s.rows * cols) fail("tensor size does not match the config (", *t.file, ": ", s.name, ")");
+    const Matrix view{t.dtype, s.rows, cols, t.data, nullptr, 0};
+    for (int64_t r = 0; r < s.rows; ++r) view.decode_row(r, 0, cols, values + layout.offsets[i] + r * cols);
+  }
 }
 
 template struct ParameterLayout<float>;

@@ -44,4 +44,9 @@ struct ParameterLayout {
   ModelConfig config_;
 };
 
+// Reads every parameter of `layout` from a checkpoint (any stored dtype, decoded to FP32).
+// The MTP module's stored copies of the embedding and head are not read: training shares
+// the main model's.
+void load_parameters(const Checkpoint& checkpoint, const ParameterLayout<float>& layout, float* values);
+
 }  // namespace dsv3

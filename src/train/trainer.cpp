@@ -138,16 +138,7 @@ int64_t load_checkpoint(const TrainOptions& o, const ParameterLayout<float>& lay
                         AdamW& adam) {
   const fs::path latest = fs::path(o.out) / "latest";
   if (!fs::exists(latest)) fail("nothing to resume: no checkpoint (", latest.string(), ")");
-  Checkpoint model(latest.string());
-  for (size_t i = 0; i < layout.slots.size(); ++i) {
-    const WeightSlot& s = layout.slots[i];
-    if (s.mtp_copy_of_main) continue;
-    const TensorInfo& t = model.get(s.name);
-    const int64_t cols = std::max<int64_t>(s.cols, 1);
-    if (t.numel() != s.rows * cols) fail("tensor size does not match the run's config (", *t.file, ": ", s.name, ")");
-    Matrix view{t.dtype, s.rows, cols, t.data, nullptr, 0};
-    for (int64_t r = 0; r < s.rows; ++r) view.decode_row(r, 0, cols, &params[layout.offsets[i] + r * cols]);
-  }
+  load_parameters(Checkpoint(latest.string()), layout, params.data());
   SafetensorsFile opt((latest / "optimizer.safetensors").string());
   for (auto [name, target] : {std::pair{"adamw.first_moment", &adam.first_moment()},
                               std::pair{"adamw.second_moment", &adam.second_moment()}}) {
