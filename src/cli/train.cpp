@@ -21,6 +21,8 @@ void add_train_command(CLI::App& app) {
   cmd->add_option("--init-std", o->init_std, "Standard deviation of the initial weights")->capture_default_str();
   cmd->add_option("--clip", o->clip, "Global gradient-norm clip")->capture_default_str();
   cmd->add_option("--mtp-weight", o->mtp_weight, "Weight lambda of the MTP loss (0 disables it)")->capture_default_str();
+  cmd->add_option("--fim-rate", o->fim_rate, "Fill-in-the-middle (PSM) rate per document; 0.1 suits code")
+      ->capture_default_str();
   cmd->add_option("--balance", o->balance, "Load balancing: aux-free or none")->capture_default_str();
   cmd->add_option("--gamma", o->gamma, "Bias update speed of aux-free balancing")->capture_default_str();
   cmd->add_flag("--bf16-moments", o->bf16_moments, "Keep the AdamW moments in BF16");

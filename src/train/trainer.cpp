@@ -24,6 +24,7 @@
 #include "tokenizer/bpe_trainer.h"
 #include "tokenizer/tokenizer.h"
 #include "train/adamw.h"
+#include "train/documents.h"
 #include "train/train_model.h"
 
 namespace dsv3 {
@@ -48,17 +49,6 @@ Tokenizer run_tokenizer(const TrainOptions& o, const ModelConfig& config, const 
   if (t.vocab_size() > config.vocab_size)
     fail("the tokenizer has ", t.vocab_size(), " tokens but the model only ", config.vocab_size, " (", dir, ")");
   return t;
-}
-
-// Documents separated by EOS, as one token stream.
-std::vector<int32_t> tokenize_all(Tokenizer& tokenizer, const std::vector<std::string>& texts) {
-  std::vector<int32_t> tokens;
-  for (const std::string& text : texts) {
-    const std::vector<int32_t> ids = tokenizer.encode(text, tokenizer.add_bos_token());
-    tokens.insert(tokens.end(), ids.begin(), ids.end());
-    if (tokenizer.eos_id()) tokens.push_back(*tokenizer.eos_id());
-  }
-  return tokens;
 }
 
 // The sequences of a step: windows of seq_len + 1 tokens, in a fresh permutation per epoch
@@ -180,7 +170,9 @@ std::string train(const TrainOptions& o) {
   const std::vector<std::string> texts = read_text_files(o.data, "--data");
   std::string tokenizer_dir;
   Tokenizer tokenizer = run_tokenizer(o, config, texts, pool, tokenizer_dir);
-  const std::vector<int32_t> tokens = tokenize_all(tokenizer, texts);
+  std::vector<int32_t> tokens;
+  DocumentEncoder documents(tokenizer, o.fim_rate, o.seed);
+  for (const std::string& text : texts) documents.encode(text, tokens);
   // The last 2% (at least one sequence) is held out for validation.
   const int64_t held_out = std::max<int64_t>(o.seq_len + 1, static_cast<int64_t>(tokens.size()) / 50);
   const int64_t train_tokens = static_cast<int64_t>(tokens.size()) - held_out;

@@ -1,5 +1,5 @@
 // `dsv3 train`: the training loop of the report's recipe on one machine.
-//   data -> tokens (the run's tokenizer, trained first when the run has none) -> fixed-length
+//   data -> tokens (the run's tokenizer, trained first when the run has none; FIM) -> fixed-length
 //   sequences -> forward/backward (TrainModel) -> global-norm clipping -> AdamW with warm-up
 //   + cosine -> auxiliary-loss-free bias update from the step's expert loads.
 // Checkpoints are Hugging Face model directories (RUN/step-N, RUN/latest) with the FP32
@@ -27,6 +27,7 @@ struct TrainOptions {
   double init_std = 0.006;
   double clip = 1.0;              // global gradient-norm clip
   double mtp_weight = 0.3;        // lambda; 0 disables the MTP objective
+  double fim_rate = 0.0;          // fill-in-the-middle rate per document (the report uses 0.1 on code)
   std::string balance = "aux-free";  // aux-free | none
   // Bias update speed. The report's 0.001 goes with its peak lr of 2.2e-4; at this trainer's
   // default lr (3e-3) the router moves ~10x faster per step and the bias must keep up.
