@@ -28,6 +28,7 @@ void add_train_command(CLI::App& app) {
   cmd->add_flag("--bf16-moments", o->bf16_moments, "Keep the AdamW moments in BF16");
   cmd->add_option("--eval-every", o->eval_every, "Validation loss every N steps (0: never)")->capture_default_str();
   cmd->add_option("--save-every", o->save_every, "Checkpoint every N steps (and at the end)")->capture_default_str();
+  cmd->add_option("--keep", o->keep, "Checkpoints to keep (the newest)")->capture_default_str();
   cmd->add_flag("--resume", o->resume, "Continue from RUN/latest");
   cmd->add_option("--time-limit", o->time_limit, "Stop (and save) after this many seconds")->capture_default_str();
   cmd->add_option("-t,--threads", o->threads, "Worker threads (default: all hardware threads)")

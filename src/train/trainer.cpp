@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstring>
@@ -121,6 +122,15 @@ void save_checkpoint(const TrainOptions& o, const ModelConfig& config, const Par
   fs::remove(link_temp);
   fs::create_directory_symlink(name, link_temp);
   fs::rename(link_temp, run / "latest");
+
+  // Only the newest `keep` checkpoints stay (the one just written among them).
+  std::vector<fs::path> checkpoints;
+  for (const auto& e : fs::directory_iterator(run))
+    if (e.is_directory() && e.path().filename().string().starts_with("step-")) checkpoints.push_back(e.path());
+  std::sort(checkpoints.begin(), checkpoints.end());
+  const size_t keep = static_cast<size_t>(std::max<int64_t>(o.keep, 1));
+  for (size_t i = 0; i + keep < checkpoints.size(); ++i)
+    if (checkpoints[i] != final_dir) fs::remove_all(checkpoints[i]);
 }
 
 // Restores parameters and optimiser state from RUN/latest; returns the step to continue at.
@@ -201,7 +211,19 @@ std::string train(const TrainOptions& o) {
   TrainModel<float> model(config, pool);
   const TrainWeights<float> w = layout.views(params.data());
   TrainWeights<float> g = layout.views(grads.data());
-  std::ofstream log((fs::path(o.out) / "metrics.jsonl").string(), std::ios::app);
+  const fs::path log_path = fs::path(o.out) / "metrics.jsonl";
+  if (o.resume) {  // steps logged after the checkpoint will run again: drop them
+    std::ifstream in(log_path);
+    std::string line, kept;
+    while (std::getline(in, line)) {
+      const json entry = json::parse(line, nullptr, /*allow_exceptions=*/false);
+      if (entry.is_object() && entry.value("step", int64_t{0}) <= step) kept += line + "\n";
+    }
+    AtomicFileWriter out(log_path.string());
+    out.write(kept.data(), kept.size());
+    out.commit();
+  }
+  std::ofstream log(log_path.string(), std::ios::app);
   write_json(fs::path(o.out) / "run.json", {{"data", o.data}, {"steps", o.steps}, {"batch", o.batch},
                                            {"seq_len", o.seq_len}, {"seed", o.seed}, {"lr", o.lr},
                                            {"balance", o.balance}, {"mtp_weight", o.mtp_weight},

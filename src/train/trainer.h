@@ -35,6 +35,7 @@ struct TrainOptions {
   bool bf16_moments = false;
   int64_t eval_every = 50;        // validation loss every N steps
   int64_t save_every = 100;
+  int64_t keep = 2;               // checkpoints kept (the newest)
   bool resume = false;
   size_t threads = 0;
   double time_limit = 0;          // seconds; stop early (and save) when exceeded; 0: none

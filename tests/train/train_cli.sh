@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # dsv3 train end to end on a tiny model: the loss falls well below the unigram entropy of
 # the data, a resumed run continues bit-exactly (same losses, same weights), the checkpoint
-# loads in the inference engine, and aux-free balancing lowers MaxVio where `none` does not.    usage: train_cli.sh PATH_TO_DSV3 WORK_DIR
+# loads in the inference engine, aux-free balancing lowers MaxVio where `none` does not, and a
+# run killed at any moment keeps a loadable checkpoint.    usage: train_cli.sh PATH_TO_DSV3 WORK_DIR
 set -euo pipefail
 dsv3=$1
 work=$2
@@ -77,4 +78,18 @@ none_end = maxvio(sys.argv[2], "last")
 print("MaxVio, mean of 40 steps: aux-free %.3f -> %.3f, none at the end %.3f" % (free_start, free_end, none_end))
 assert free_end < 0.25 * free_start and free_end < 0.5 * none_end, "aux-free balancing did not balance"
 PY
-echo "4 passed, 0 failed"
+
+# 5. Killed at any moment, even while saving, a run keeps a loadable checkpoint and resumes.
+"$dsv3" train "${common[@]}" --out "$work/killed" --steps 1 --save-every 1 2>/dev/null
+for attempt in 1 2 3 4 5 6; do
+  "$dsv3" train "${common[@]}" --out "$work/killed" --steps 100000 --save-every 1 --resume 2>/dev/null &
+  pid=$!
+  sleep "0.$((attempt * 13 % 10))$attempt"
+  kill -9 $pid 2>/dev/null || true
+  wait $pid 2>/dev/null || true
+  "$dsv3" logits -m "$work/killed/latest" --ids "0 5 9" -o "$work/killed.npy" 2>/dev/null ||
+    { echo "FAIL: the checkpoint is not loadable after a kill (attempt $attempt)"; exit 1; }
+done
+"$dsv3" train "${common[@]}" --out "$work/killed" --steps 1 --resume 2>/dev/null
+echo "killed 6 times: latest stayed loadable and the run resumed"
+echo "5 passed, 0 failed"
