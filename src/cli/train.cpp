@@ -23,7 +23,12 @@ void add_train_command(CLI::App& app) {
   cmd->add_option("--mtp-weight", o->mtp_weight, "Weight lambda of the MTP loss (0 disables it)")->capture_default_str();
   cmd->add_option("--fim-rate", o->fim_rate, "Fill-in-the-middle (PSM) rate per document; 0.1 suits code")
       ->capture_default_str();
-  cmd->add_option("--balance", o->balance, "Load balancing: aux-free or none")->capture_default_str();
+  cmd->add_option("--balance", o->balance,
+                  "Load balancing: aux-free (bias + sequence-wise loss), aux-loss (classic baseline) or none")
+      ->capture_default_str();
+  cmd->add_option("--seq-alpha", o->seq_alpha, "Weight of the sequence-wise balance loss with aux-free")
+      ->capture_default_str();
+  cmd->add_option("--aux-alpha", o->aux_alpha, "Weight of the balance loss with aux-loss")->capture_default_str();
   cmd->add_option("--gamma", o->gamma, "Bias update speed of aux-free balancing")->capture_default_str();
   cmd->add_flag("--bf16-moments", o->bf16_moments, "Keep the AdamW moments in BF16");
   cmd->add_option("--eval-every", o->eval_every, "Validation loss every N steps (0: never)")->capture_default_str();

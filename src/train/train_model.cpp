@@ -1,6 +1,7 @@
 #include "train/train_model.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include "base/error.h"
 #include "kernels/cpu/causal_attention.h"
@@ -46,6 +47,9 @@ struct TrainModel<T>::MoeCache {
   std::vector<SwiGluCache> expert_caches;
   std::vector<Buf<T>> expert_out;    // per expert: [rows][d]
   SwiGluCache shared;
+  Buf<T> scores;                     // balance loss: [n][n_routed] unbiased affinities
+  Buf<T> score_sums;                 // [n]
+  std::vector<double> load_share;    // f_i
 };
 
 template <typename T>
@@ -105,6 +109,8 @@ void TrainModel<T>::moe_forward(const Moe& m, const T* xn, int64_t n, MoeCache& 
                 unused.data());
     gate_weights(cfg, &c.logits[t * E], &c.experts[t * k], &c.weights[t * k]);
   }
+
+  if (balance_alpha_ > 0) balance_forward(c, n);
 
   if (!m.shared.empty()) {
     swiglu_forward(m.shared, xn, n, c.shared, out);
@@ -166,8 +172,63 @@ void TrainModel<T>::moe_backward(const Moe& m, const MoeCache& c, const T* xn, i
   Buf<T> dlogits(static_cast<size_t>(n * E)), dx_router(static_cast<size_t>(n * d));
   for (int64_t t = 0; t < n; ++t)
     gate_weights_backward(cfg, &c.logits[t * E], &c.experts[t * k], &dweights[t * k], &dlogits[t * E]);
+  if (balance_alpha_ > 0) balance_backward(c, n, dlogits.data());
   linear_backward(xn, m.router.data, dlogits.data(), n, d, E, dx_router.data(), g.router.data, pool_);
   add_into(dxn, dx_router.data(), n * d);
+}
+
+template <typename T>
+void TrainModel<T>::balance_forward(MoeCache& c, int64_t n) {
+  const ModelConfig& cfg = config_;
+  const int64_t E = cfg.n_routed_experts, k = cfg.num_experts_per_tok;
+  c.scores.resize(static_cast<size_t>(n * E));
+  c.score_sums.resize(static_cast<size_t>(n));
+  c.load_share.assign(static_cast<size_t>(E), 0.0);
+  for (int64_t i = 0; i < n * k; ++i) c.load_share[c.experts[i]] += double(E) / double(k * n);
+  std::vector<double> mean_share(static_cast<size_t>(E), 0.0);
+  for (int64_t t = 0; t < n; ++t) {
+    const T* z = &c.logits[t * E];
+    T* s = &c.scores[t * E];
+    if (cfg.scoring_func == ScoringFunc::Sigmoid) {
+      for (int64_t e = 0; e < E; ++e) s[e] = T(1) / (T(1) + std::exp(-z[e]));
+    } else {
+      const T max = *std::max_element(z, z + E);
+      T sum = 0;
+      for (int64_t e = 0; e < E; ++e) sum += s[e] = std::exp(z[e] - max);
+      for (int64_t e = 0; e < E; ++e) s[e] /= sum;
+    }
+    T sum = 0;
+    for (int64_t e = 0; e < E; ++e) sum += s[e];
+    c.score_sums[t] = sum;
+    for (int64_t e = 0; e < E; ++e) mean_share[e] += double(s[e] / sum) / double(n);
+  }
+  double loss = 0;
+  for (int64_t e = 0; e < E; ++e) loss += c.load_share[e] * mean_share[e];
+  balance_total_ += balance_alpha_ * loss;
+}
+
+template <typename T>
+void TrainModel<T>::balance_backward(const MoeCache& c, int64_t n, T* dlogits) {
+  const ModelConfig& cfg = config_;
+  const int64_t E = cfg.n_routed_experts;
+  std::vector<T> ds(static_cast<size_t>(E));
+  for (int64_t t = 0; t < n; ++t) {
+    const T* s = &c.scores[t * E];
+    const T sum = c.score_sums[t];
+    // dL/ds_j = alpha/n * (f_j - sum_i f_i s'_i) / S through s'_i = s_i / S.
+    double weighted = 0;
+    for (int64_t e = 0; e < E; ++e) weighted += c.load_share[e] * double(s[e] / sum);
+    for (int64_t e = 0; e < E; ++e)
+      ds[e] = static_cast<T>(balance_alpha_ / double(n) * (c.load_share[e] - weighted) / double(sum));
+    T* dz = dlogits + t * E;
+    if (cfg.scoring_func == ScoringFunc::Sigmoid) {
+      for (int64_t e = 0; e < E; ++e) dz[e] += ds[e] * s[e] * (T(1) - s[e]);
+    } else {
+      T p_ds = 0;
+      for (int64_t e = 0; e < E; ++e) p_ds += s[e] * ds[e];
+      for (int64_t e = 0; e < E; ++e) dz[e] += s[e] * (ds[e] - p_ds);
+    }
+  }
 }
 
 // ---- MLA attention (plain form) --------------------------------------------------------
@@ -323,6 +384,7 @@ typename TrainModel<T>::Losses TrainModel<T>::run(const TrainWeights<T>& w, cons
   const int64_t d = cfg.hidden_size, V = cfg.vocab_size, L = cfg.num_hidden_layers, n = count;
   const T eps = static_cast<T>(cfg.rms_norm_eps);
   if (n < 2) fail("a training sequence needs at least 2 tokens, got ", n);
+  balance_total_ = 0;
   for (int64_t t = 0; t < n; ++t)
     if (tokens[t] < 0 || tokens[t] >= V) fail("token id ", tokens[t], " is outside the vocabulary [0, ", V, ")");
   const int64_t half = cfg.qk_rope_head_dim / 2;
@@ -382,6 +444,7 @@ typename TrainModel<T>::Losses TrainModel<T>::run(const TrainWeights<T>& w, cons
     linear(mtp_hidden.data(), mw.head.data, m, d, V, mtp_logits.data(), pool_);
     if (m > 1) losses.mtp = cross_entropy(mtp_logits.data(), mtp_targets.data(), m, V) / double(m - 1);
   }
+  losses.balance = balance_total_;
   if (!grads) return losses;
 
   // Backward.

@@ -26,9 +26,15 @@ class TrainModel {
   struct Losses {
     double main = 0;  // mean cross-entropy of predicting tokens[t+1] at position t
     double mtp = 0;   // mean cross-entropy of the MTP module predicting tokens[t+2] (0 without MTP)
+    double balance = 0;  // the sequence-wise balance loss, summed over MoE layers (0 unless enabled)
   };
 
-  // One sequence of `count` tokens. Total loss = main + mtp_weight * mtp. With `grads`,
+  // Enables the sequence-wise balance loss of the report, for each MoE layer and sequence:
+  //   L_bal = alpha * sum_i f_i P_i,  f_i = N_r / (K_r T) * #{t : i in TopK_t},
+  //   P_i = mean_t s'_{i,t},  s'_{i,t} = s_{i,t} / sum_j s_{j,t}  (gradient through P only).
+  void set_balance_alpha(double alpha) { balance_alpha_ = alpha; }
+
+  // One sequence of `count` tokens. Total loss = main + mtp_weight * mtp + balance. With `grads`,
   // also runs the backward and ADDS d(total)/d(parameter) into it (same layout as `w`).
   // Expert loads (tokens routed to each expert) are added into `expert_counts` when given:
   // [MoE layers of the main model, then the MTP block][n_routed_experts].
@@ -54,10 +60,14 @@ class TrainModel {
   void swiglu_backward(const SwiGlu& w, const SwiGluCache& cache, const T* dout, T* dx, SwiGlu& g);
   void moe_forward(const Moe& m, const T* xn, int64_t n, MoeCache& cache, T* out, int64_t* counts);
   void moe_backward(const Moe& m, const MoeCache& cache, const T* xn, int64_t n, const T* dout, T* dxn, Moe& g);
+  void balance_forward(MoeCache& cache, int64_t n);
+  void balance_backward(const MoeCache& cache, int64_t n, T* dlogits);
 
   ModelConfig config_;
   ThreadPool& pool_;
   RopeParams rope_;
+  double balance_alpha_ = 0;
+  double balance_total_ = 0;  // accumulated over the MoE layers of one run()
   std::vector<T> cos_, sin_;  // rope tables for positions 0..count-1
 };
 

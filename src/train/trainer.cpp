@@ -168,8 +168,8 @@ double max_violation(const int64_t* counts, int64_t experts) {
 }  // namespace
 
 std::string train(const TrainOptions& o) {
-  if (o.balance != "aux-free" && o.balance != "none")
-    fail("--balance ", o.balance, " is not available yet (aux-free, none)");
+  if (o.balance != "aux-free" && o.balance != "aux-loss" && o.balance != "none")
+    fail("--balance must be aux-free, aux-loss or none, got ", o.balance);
   if (o.batch < 1 || o.seq_len < 2 || o.steps < 0) fail("--batch must be >= 1, --seq-len >= 2, --steps >= 0");
   fs::create_directories(o.out);
   ModelConfig config = o.config.empty() ? preset_config("small") : read_model_config(o.config);
@@ -209,6 +209,7 @@ std::string train(const TrainOptions& o) {
   int64_t step = o.resume ? load_checkpoint(o, layout, params, adam) : 0;
 
   TrainModel<float> model(config, pool);
+  model.set_balance_alpha(o.balance == "aux-free" ? o.seq_alpha : o.balance == "aux-loss" ? o.aux_alpha : 0.0);
   const TrainWeights<float> w = layout.views(params.data());
   TrainWeights<float> g = layout.views(grads.data());
   const fs::path log_path = fs::path(o.out) / "metrics.jsonl";
@@ -241,11 +242,12 @@ std::string train(const TrainOptions& o) {
     const double step_start = elapsed();
     std::fill(grads.begin(), grads.end(), 0.0f);
     std::vector<int64_t> counts;
-    double loss = 0, mtp_loss = 0;
+    double loss = 0, mtp_loss = 0, balance_loss = 0;
     for (int64_t s : batches.starts(step, o.batch)) {
       const auto l = model.run(w, &tokens[s], o.seq_len + 1, o.mtp_weight, &g, &counts);
       loss += l.main / double(o.batch);
       mtp_loss += l.mtp / double(o.batch);
+      balance_loss += l.balance / double(o.batch);
     }
     double norm_sq = 0;
     for (float& x : grads) {
@@ -277,7 +279,8 @@ std::string train(const TrainOptions& o) {
     }
 
     const double tokens_per_s = double(o.batch * o.seq_len) / (elapsed() - step_start);
-    json entry = {{"step", step + 1}, {"loss", loss}, {"mtp_loss", mtp_loss}, {"maxvio", maxvio_mean},
+    json entry = {{"step", step + 1}, {"loss", loss}, {"mtp_loss", mtp_loss}, {"balance_loss", balance_loss},
+                  {"maxvio", maxvio_mean},
                   {"maxvio_max", maxvio_max}, {"lr", lr}, {"grad_norm", grad_norm}, {"tokens_per_s", tokens_per_s}};
     const bool last = step + 1 == o.steps || (o.time_limit > 0 && elapsed() > o.time_limit);
     if (o.eval_every > 0 && ((step + 1) % o.eval_every == 0 || last)) {

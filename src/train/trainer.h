@@ -28,7 +28,12 @@ struct TrainOptions {
   double clip = 1.0;              // global gradient-norm clip
   double mtp_weight = 0.3;        // lambda; 0 disables the MTP objective
   double fim_rate = 0.0;          // fill-in-the-middle rate per document (the report uses 0.1 on code)
-  std::string balance = "aux-free";  // aux-free | none
+  // aux-free: bias updates + the complementary sequence-wise loss (seq_alpha);
+  // aux-loss: the classic auxiliary-loss baseline (the same loss at aux_alpha, no bias);
+  // none: neither.
+  std::string balance = "aux-free";
+  double seq_alpha = 1e-4;
+  double aux_alpha = 1e-2;
   // Bias update speed. The report's 0.001 goes with its peak lr of 2.2e-4; at this trainer's
   // default lr (3e-3) the router moves ~10x faster per step and the bias must keep up.
   double gamma = 0.01;

@@ -56,24 +56,35 @@ ModelConfig tiny_config() {
 
 const std::vector<int32_t> kTokens = {3, 17, 40, 3, 9, 22, 47, 1, 30};
 
-// The gradient of the whole model (main + 0.3 * MTP loss) against central differences in
-// double precision, on a few coordinates of every tensor.
+// The gradient of the whole model (main + 0.3 * MTP loss + balance loss) against central
+// differences in double precision, on a few coordinates of every tensor.
 TEST(TrainModelTest, GradientMatchesFiniteDifferencesInDouble) {
-  for (bool q_lora : {true, false}) {
+  // q-LoRA without the balance loss; plain q with it; DeepSeek-V2-style softmax routing with it.
+  for (int variant = 0; variant < 3; ++variant) {
     ModelConfig c = tiny_config();
-    if (!q_lora) c.q_lora_rank = 0;
+    double alpha = 0.05;
+    if (variant == 0) alpha = 0;
+    if (variant >= 1) c.q_lora_rank = 0;
+    if (variant == 2) {
+      c.scoring_func = ScoringFunc::Softmax;
+      c.topk_method = TopkMethod::GroupLimitedGreedy;
+      c.norm_topk_prob = false;
+    }
+    const bool q_lora = c.q_lora_rank > 0;
     ThreadPool pool(2);
     ParameterLayout<double> layout(c);
     std::vector<double> params = random_parameters(layout, 7);
     std::vector<double> grads(layout.size, 0.0);
     TrainModel<double> model(c, pool);
+    model.set_balance_alpha(alpha);
     const double lambda = 0.3;
     TrainWeights<double> w = layout.views(params.data()), g = layout.views(grads.data());
-    model.run(w, kTokens.data(), static_cast<int64_t>(kTokens.size()), lambda, &g);
+    const auto first = model.run(w, kTokens.data(), static_cast<int64_t>(kTokens.size()), lambda, &g);
+    EXPECT_EQ(first.balance > 0, alpha > 0);
 
     auto loss = [&] {
       const auto l = model.run(w, kTokens.data(), static_cast<int64_t>(kTokens.size()), lambda, nullptr);
-      return l.main + lambda * l.mtp;
+      return l.main + lambda * l.mtp + l.balance;
     };
     std::mt19937 rng(3);
     double diff = 0, norm = 0;
@@ -94,11 +105,11 @@ TEST(TrainModelTest, GradientMatchesFiniteDifferencesInDouble) {
         diff += (numeric - grads[at]) * (numeric - grads[at]);
         norm += numeric * numeric;
         ++checked;
-        EXPECT_NEAR(grads[at], numeric, 1e-6 * std::max(1.0, std::fabs(numeric))) << s.name << " q_lora " << q_lora;
+        EXPECT_NEAR(grads[at], numeric, 1e-6 * std::max(1.0, std::fabs(numeric))) << s.name << " variant " << variant;
       }
     }
     EXPECT_GT(checked, 100);
-    EXPECT_LE(std::sqrt(diff / norm), 1e-6) << "q_lora " << q_lora;
+    EXPECT_LE(std::sqrt(diff / norm), 1e-6) << "variant " << variant << " q_lora " << q_lora;
   }
 }
 
