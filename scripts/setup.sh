@@ -14,6 +14,7 @@ packages=(
   python3 python3-numpy python3-torch   # independent reference checks (/usr/bin/python3)
   nodejs                                # test-only reference: Hugging Face's tokenizers (npm)
   bible-kjv bible-kjv-text              # the default corpus: the King James Bible
+  gnuplot-nox                           # dsv3 plot
 )
 # Debian's npm is a separate package; Node.js builds that bundle npm conflict with it.
 command -v npm >/dev/null 2>&1 || packages+=(npm)

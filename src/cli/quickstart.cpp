@@ -52,6 +52,13 @@ void run(const std::string& dir, size_t threads) {
   o.threads = threads;
   o.resume = fs::exists(fs::path(o.out) / "latest");
   const std::string checkpoint = train(o);
+  std::string plots = "(no plots: " ;
+  try {
+    plot_run(o.out);
+    plots = o.out + "/plots/";
+  } catch (const Error& e) {
+    plots += std::string(e.what()) + ")";
+  }
 
   ThreadPool pool(threads);
   LoadedModel loaded = load_model(checkpoint, pool);
@@ -70,8 +77,8 @@ void run(const std::string& dir, size_t threads) {
   std::printf("\n---\nprefill %lld tokens at %.1f tok/s, decode %lld tokens at %.1f tok/s (greedy, no speculation yet)\n",
               (long long)stats.prompt_tokens, double(stats.prompt_tokens) / stats.prefill_seconds,
               (long long)stats.generated_tokens, double(stats.generated_tokens) / stats.decode_seconds);
-  std::printf("checkpoint: %s (dsv3 logits -m %s ...), metrics: %s/metrics.jsonl\n", checkpoint.c_str(),
-              checkpoint.c_str(), o.out.c_str());
+  std::printf("checkpoint: %s (dsv3 logits -m %s ...), metrics: %s/metrics.jsonl, plots: %s\n", checkpoint.c_str(),
+              checkpoint.c_str(), o.out.c_str(), plots.c_str());
 }
 
 }  // namespace

@@ -278,10 +278,14 @@ std::string train(const TrainOptions& o) {
         biases[m]->data[e] += static_cast<float>(double(c[e]) > mean ? -o.gamma : double(c[e]) < mean ? o.gamma : 0.0);
     }
 
+    json loads = json::array();  // tokens per expert, per MoE layer (the MTP block last)
+    for (int64_t m = 0; m < moe_layers; ++m)
+      loads.push_back(std::vector<int64_t>(counts.begin() + m * experts, counts.begin() + (m + 1) * experts));
     const double tokens_per_s = double(o.batch * o.seq_len) / (elapsed() - step_start);
     json entry = {{"step", step + 1}, {"loss", loss}, {"mtp_loss", mtp_loss}, {"balance_loss", balance_loss},
                   {"maxvio", maxvio_mean},
-                  {"maxvio_max", maxvio_max}, {"lr", lr}, {"grad_norm", grad_norm}, {"tokens_per_s", tokens_per_s}};
+                  {"maxvio_max", maxvio_max}, {"lr", lr}, {"grad_norm", grad_norm}, {"tokens_per_s", tokens_per_s},
+                  {"expert_load", loads}};
     const bool last = step + 1 == o.steps || (o.time_limit > 0 && elapsed() > o.time_limit);
     if (o.eval_every > 0 && ((step + 1) % o.eval_every == 0 || last)) {
       double val = 0;

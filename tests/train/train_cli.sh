@@ -42,6 +42,12 @@ print(-sum(v / n * math.log(v / n) for v in c.values()))")
 echo "loss: first step $loss_first, mean of the last 10 steps $loss_last, unigram entropy $unigram"
 $py -c "import sys; sys.exit(0 if $loss_last < 0.5 * $unigram else 1)" || { echo "FAIL: the loss did not fall well below the unigram entropy"; exit 1; }
 
+# Plots of that run (gnuplot).
+"$dsv3" plot "$work/learn" 2>/dev/null
+for png in loss maxvio expert_load_0; do
+  [ -s "$work/learn/plots/$png.png" ] || { echo "FAIL: dsv3 plot wrote no $png.png"; exit 1; }
+done
+
 # 2. Resume: 8 steps straight vs 4 + 4 resumed.
 "$dsv3" train "${common[@]}" --out "$work/straight" --steps 8 --save-every 4 2>/dev/null
 "$dsv3" train "${common[@]}" --out "$work/resumed" --steps 4 --save-every 4 2>/dev/null
