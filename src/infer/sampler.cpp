@@ -1,0 +1,84 @@
+#include "infer/sampler.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "base/error.h"
+
+namespace dsv3 {
+
+Sampler::Sampler(SamplingParams params, int32_t vocab_size)
+    : params_(params), vocab_size_(vocab_size), rng_(params.seed) {
+  if (params.temperature < 0) fail("temperature must be >= 0, got ", params.temperature);
+  if (params.top_k < 0) fail("top-k must be >= 0, got ", params.top_k);
+  if (params.top_p <= 0 || params.top_p > 1) fail("top-p must be in (0, 1], got ", params.top_p);
+  if (params.min_p < 0 || params.min_p > 1) fail("min-p must be in [0, 1], got ", params.min_p);
+  if (params.repetition_penalty <= 0) fail("repetition penalty must be > 0, got ", params.repetition_penalty);
+  candidates_.reserve(static_cast<size_t>(vocab_size));
+  penalised_.resize(static_cast<size_t>(vocab_size));
+}
+
+void Sampler::prepare(const float* logits, const std::vector<int32_t>& history) {
+  std::copy(logits, logits + vocab_size_, penalised_.begin());
+  if (params_.repetition_penalty != 1.0f) {
+    for (int32_t id : history) {
+      if (id < 0 || id >= vocab_size_) continue;
+      float& l = penalised_[id];
+      // Applied once per distinct token: skip if already penalised in this call.
+      if (l != logits[id]) continue;
+      l = l > 0 ? l / params_.repetition_penalty : l * params_.repetition_penalty;
+    }
+  }
+  candidates_.clear();
+  if (params_.temperature == 0) {  // greedy: the single best token
+    const int32_t best = static_cast<int32_t>(std::max_element(penalised_.begin(), penalised_.end()) - penalised_.begin());
+    candidates_.push_back({best, 1.0f});
+    return;
+  }
+  for (int32_t i = 0; i < vocab_size_; ++i) candidates_.push_back({i, penalised_[i] / params_.temperature});
+  auto by_value = [](const Candidate& a, const Candidate& b) { return a.value > b.value || (a.value == b.value && a.id < b.id); };
+  const size_t k = params_.top_k > 0 ? std::min<size_t>(static_cast<size_t>(params_.top_k), candidates_.size())
+                                      : candidates_.size();
+  std::partial_sort(candidates_.begin(), candidates_.begin() + static_cast<ptrdiff_t>(k), candidates_.end(), by_value);
+  candidates_.resize(k);
+  // Softmax over the kept candidates (in double for the normaliser).
+  const float max = candidates_.front().value;
+  double sum = 0;
+  for (auto& c : candidates_) sum += c.value = std::exp(c.value - max);
+  for (auto& c : candidates_) c.value = static_cast<float>(c.value / sum);
+  // Nucleus: the smallest prefix whose mass reaches top_p.
+  if (params_.top_p < 1.0f) {
+    double mass = 0;
+    size_t keep = 0;
+    while (keep < candidates_.size() && mass < params_.top_p) mass += candidates_[keep++].value;
+    candidates_.resize(std::max<size_t>(keep, 1));
+  }
+  if (params_.min_p > 0) {
+    const float threshold = params_.min_p * candidates_.front().value;
+    size_t keep = 1;
+    while (keep < candidates_.size() && candidates_[keep].value >= threshold) ++keep;
+    candidates_.resize(keep);
+  }
+  double kept = 0;
+  for (const auto& c : candidates_) kept += c.value;
+  for (auto& c : candidates_) c.value = static_cast<float>(c.value / kept);
+}
+
+int32_t Sampler::sample(const float* logits, const std::vector<int32_t>& history) {
+  prepare(logits, history);
+  if (candidates_.size() == 1) return candidates_.front().id;
+  double u = std::uniform_real_distribution<double>(0.0, 1.0)(rng_);
+  for (const auto& c : candidates_) {
+    u -= c.value;
+    if (u < 0) return c.id;
+  }
+  return candidates_.back().id;  // rounding left a sliver of mass
+}
+
+void Sampler::distribution(const float* logits, const std::vector<int32_t>& history, std::vector<float>& probs) {
+  prepare(logits, history);
+  probs.assign(static_cast<size_t>(vocab_size_), 0.0f);
+  for (const auto& c : candidates_) probs[c.id] = c.value;
+}
+
+}  // namespace dsv3
