@@ -17,6 +17,7 @@ int main(int argc, char** argv) {
   dsv3::cli::add_quickstart_command(app);
   dsv3::cli::add_grad_command(app);
   dsv3::cli::add_plot_command(app);
+  dsv3::cli::add_generate_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -11,7 +11,8 @@
 #include "base/thread_pool.h"
 #include "cli/commands.h"
 #include "formats/model_dir.h"
-#include "infer/greedy.h"
+#include "infer/generate.h"
+#include "infer/utf8_stream.h"
 #include "tokenizer/tokenizer.h"
 #include "train/trainer.h"
 
@@ -66,14 +67,20 @@ void run(const std::string& dir, size_t threads) {
   const std::string prompt = "In the beginning";
   const std::vector<int32_t> ids = tokenizer.encode(prompt, tokenizer.add_bos_token());
   std::printf("\n--- greedy sample from %s ---\n%s", checkpoint.c_str(), prompt.c_str());
+  Sampler greedy({0.0f, 0, 1.0f, 0.0f, 1.0f, 0}, loaded.model->config().vocab_size);
+  Utf8Stream stream;
   std::string bytes;
-  const GenerationStats stats =
-      greedy_generate(*loaded.model, ids, 80, tokenizer.eos_id().value_or(-1), [&](int32_t token) {
-        bytes.clear();
-        tokenizer.append_token_bytes(token, bytes);
-        std::fwrite(bytes.data(), 1, bytes.size(), stdout);
-        std::fflush(stdout);
-      });
+  std::vector<int32_t> stops;
+  if (tokenizer.eos_id()) stops.push_back(*tokenizer.eos_id());
+  const GenerationStats stats = generate(*loaded.model, ids, 80, greedy, stops, [&](int32_t token) {
+    bytes.clear();
+    tokenizer.append_token_bytes(token, bytes);
+    const std::string text = stream.push(bytes);
+    std::fwrite(text.data(), 1, text.size(), stdout);
+    std::fflush(stdout);
+  });
+  const std::string rest = stream.flush();
+  std::fwrite(rest.data(), 1, rest.size(), stdout);
   std::printf("\n---\nprefill %lld tokens at %.1f tok/s, decode %lld tokens at %.1f tok/s (greedy, no speculation yet)\n",
               (long long)stats.prompt_tokens, double(stats.prompt_tokens) / stats.prefill_seconds,
               (long long)stats.generated_tokens, double(stats.generated_tokens) / stats.decode_seconds);

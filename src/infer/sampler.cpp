@@ -1,14 +1,16 @@
 #include "infer/sampler.h"
 
 #include <algorithm>
+#include <climits>
 #include <cmath>
 
 #include "base/error.h"
 
 namespace dsv3 {
 
-Sampler::Sampler(SamplingParams params, int32_t vocab_size)
-    : params_(params), vocab_size_(vocab_size), rng_(params.seed) {
+Sampler::Sampler(SamplingParams params, int64_t vocab_size)
+    : params_(params), vocab_size_(static_cast<int32_t>(vocab_size)), rng_(params.seed) {
+  if (vocab_size < 1 || vocab_size > INT32_MAX) fail("vocabulary size out of range: ", vocab_size);
   if (params.temperature < 0) fail("temperature must be >= 0, got ", params.temperature);
   if (params.top_k < 0) fail("top-k must be >= 0, got ", params.top_k);
   if (params.top_p <= 0 || params.top_p > 1) fail("top-p must be in (0, 1], got ", params.top_p);

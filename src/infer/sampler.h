@@ -21,7 +21,7 @@ struct SamplingParams {
 
 class Sampler {
  public:
-  Sampler(SamplingParams params, int32_t vocab_size);
+  Sampler(SamplingParams params, int64_t vocab_size);
 
   // Draws a token. `history`: the tokens so far (for the repetition penalty).
   int32_t sample(const float* logits, const std::vector<int32_t>& history);

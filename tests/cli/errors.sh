@@ -45,6 +45,9 @@ expect_error missing_option "command line" "$dsv3" logits -m "$work/tiny"
 expect_error bad_threads "command line" "$dsv3" logits -m "$work/tiny" --ids 1 -o "$work/o.npy" -t 100000
 expect_error bad_preset "preset" "$dsv3" init --preset huge -o "$work/x"
 expect_error no_tokenizer "tokenizer.json" "$dsv3" tokenize -m "$work/tiny" "hello"
+expect_error generate_no_tokenizer "tokenizer.json" "$dsv3" generate -m "$work/tiny" -p "hello"
+expect_error speculative_unavailable "--speculative" "$dsv3" generate -m "$work/tiny" -p "hello" --speculative mtp
+expect_error bad_balance "--balance" "$dsv3" train --data "$work/tiny/config.json" --out "$work/run" --balance bogus
 
 "$dsv3" logits --help >/dev/null || { echo "FAIL help"; failures=$((failures + 1)); }
 echo "$passed passed, $failures failed"
