@@ -1,12 +1,14 @@
 // dsv3 generate: streams a continuation of a prompt (or a chat reply) to stdout.
+#include <algorithm>
 #include <cstdio>
 
 #include "base/error.h"
 #include "base/thread_pool.h"
 #include "cli/commands.h"
+#include "cli/decoding_options.h"
 #include "formats/model_dir.h"
 #include "infer/generate.h"
-#include "infer/utf8_stream.h"
+#include "infer/text_stream.h"
 #include "tokenizer/chat_template.h"
 #include "tokenizer/tokenizer.h"
 
@@ -15,18 +17,22 @@ namespace dsv3::cli {
 namespace {
 
 struct GenerateOptions {
-  std::string model, prompt, speculative = "none";
+  std::string model, prompt;
   int64_t max_new = 128;
-  SamplingParams sampling;
+  std::vector<std::string> stop;
+  DecodingOptions decoding;
   bool chat = false, stats = false;
-  size_t threads = 0;
 };
 
+void print(const std::string& text) {
+  std::fwrite(text.data(), 1, text.size(), stdout);
+  std::fflush(stdout);
+}
+
 void run(const GenerateOptions& o) {
-  if (o.speculative != "none")
-    fail("--speculative ", o.speculative, " is not available yet; use --speculative none");
-  ThreadPool pool(o.threads);
+  ThreadPool pool(o.decoding.threads);
   LoadedModel loaded = load_model(o.model, pool);
+  Model& model = *loaded.model;
   Tokenizer tokenizer = Tokenizer::load(o.model);
   std::vector<int32_t> ids;
   if (o.chat) {
@@ -36,27 +42,32 @@ void run(const GenerateOptions& o) {
   } else {
     ids = tokenizer.encode(o.prompt, tokenizer.add_bos_token());
   }
-  Sampler sampler(o.sampling, loaded.model->config().vocab_size);
-  std::vector<int32_t> stops;
-  if (tokenizer.eos_id()) stops.push_back(*tokenizer.eos_id());
-  Utf8Stream stream;
-  std::string bytes;
-  const GenerationStats stats = generate(*loaded.model, ids, o.max_new, sampler, stops, [&](int32_t token) {
-    if (tokenizer.eos_id() && token == *tokenizer.eos_id()) return;  // the end marker is not text
-    bytes.clear();
-    tokenizer.append_token_bytes(token, bytes);
-    const std::string text = stream.push(bytes);
-    std::fwrite(text.data(), 1, text.size(), stdout);
-    std::fflush(stdout);
+  GenerationOptions options;
+  options.max_new = o.max_new;
+  options.drafts = drafts_per_step(o.decoding, model);
+  if (tokenizer.eos_id()) options.stop_ids.push_back(*tokenizer.eos_id());
+  // Past the model's context, generate() names both lengths in its error.
+  const int64_t context = std::min(static_cast<int64_t>(ids.size()) + std::max<int64_t>(o.max_new, 0),
+                                   model.config().max_position_embeddings);
+  Generator generator(model, context, options.drafts);
+  Sampler sampler(o.decoding.sampling, model.config().vocab_size);
+  TextStream text(tokenizer, o.stop);
+  const GenerationStats stats = generator.generate(ids, options, sampler, [&](int32_t token) {
+    print(text.push(token));
+    return !text.stopped();
   });
-  const std::string rest = stream.flush();
-  std::fwrite(rest.data(), 1, rest.size(), stdout);
-  std::fputc('\n', stdout);
-  if (o.stats)
-    std::fprintf(stderr, "prefill: %lld tokens, %.1f tok/s; decode: %lld tokens, %.1f tok/s; speculation: none\n",
+  print(text.finish() + "\n");
+  if (o.stats) {
+    std::fprintf(stderr, "prefill: %lld tokens, %.1f tok/s; decode: %lld tokens, %.1f tok/s, %lld passes",
                  (long long)stats.prompt_tokens, double(stats.prompt_tokens) / stats.prefill_seconds,
-                 (long long)stats.generated_tokens,
-                 stats.decode_seconds > 0 ? double(stats.generated_tokens) / stats.decode_seconds : 0.0);
+                 (long long)stats.generated_tokens, stats.decode_tokens_per_second(), (long long)stats.decode_passes);
+    if (options.drafts > 0)
+      std::fprintf(stderr, "; speculation: mtp, %lld draft(s) per step, acceptance %.1f%% (%lld / %lld)\n",
+                   (long long)options.drafts, 100 * stats.acceptance(), (long long)stats.accepted,
+                   (long long)stats.drafted);
+    else
+      std::fprintf(stderr, "; speculation: none\n");
+  }
 }
 
 }  // namespace
@@ -67,20 +78,10 @@ void add_generate_command(CLI::App& app) {
   cmd->add_option("-m,--model", o->model, "Model directory (with tokenizer files)")->required();
   cmd->add_option("-p,--prompt", o->prompt, "The prompt")->required();
   cmd->add_option("-n,--n-predict", o->max_new, "Tokens to generate at most")->capture_default_str();
-  cmd->add_option("--temp", o->sampling.temperature, "Temperature (0: greedy)")->capture_default_str();
-  cmd->add_option("--top-p", o->sampling.top_p, "Nucleus sampling mass (1: off)")->capture_default_str();
-  cmd->add_option("--top-k", o->sampling.top_k, "Sample among the k best tokens (0: off)")->capture_default_str();
-  cmd->add_option("--min-p", o->sampling.min_p, "Drop tokens below min-p x the best token's probability")
-      ->capture_default_str();
-  cmd->add_option("--repeat-penalty", o->sampling.repetition_penalty, "Penalty on tokens already seen (1: off)")
-      ->capture_default_str();
-  cmd->add_option("--seed", o->sampling.seed, "Sampling seed")->capture_default_str();
-  cmd->add_option("--speculative", o->speculative, "Speculative decoding: none (mtp is not available yet)")
-      ->capture_default_str();
+  cmd->add_option("--stop", o->stop, "Stop before this text (repeatable); it is not printed");
+  add_decoding_options(*cmd, o->decoding);
   cmd->add_flag("--chat", o->chat, "Apply the chat template to the prompt as one user message");
-  cmd->add_flag("--stats", o->stats, "Print prefill and decode speed to stderr");
-  cmd->add_option("-t,--threads", o->threads, "Worker threads (default: all hardware threads)")
-      ->check(CLI::Range(0, 1024));
+  cmd->add_flag("--stats", o->stats, "Print prefill and decode speed and the MTP acceptance rate to stderr");
   cmd->callback([o] { run(*o); });
 }
 

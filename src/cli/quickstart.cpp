@@ -12,7 +12,7 @@
 #include "cli/commands.h"
 #include "formats/model_dir.h"
 #include "infer/generate.h"
-#include "infer/utf8_stream.h"
+#include "infer/text_stream.h"
 #include "tokenizer/tokenizer.h"
 #include "train/trainer.h"
 
@@ -66,24 +66,28 @@ void run(const std::string& dir, size_t threads) {
   Tokenizer tokenizer = Tokenizer::load(checkpoint);
   const std::string prompt = "In the beginning";
   const std::vector<int32_t> ids = tokenizer.encode(prompt, tokenizer.add_bos_token());
-  std::printf("\n--- greedy sample from %s ---\n%s", checkpoint.c_str(), prompt.c_str());
-  Sampler greedy({0.0f, 0, 1.0f, 0.0f, 1.0f, 0}, loaded.model->config().vocab_size);
-  Utf8Stream stream;
-  std::string bytes;
-  std::vector<int32_t> stops;
-  if (tokenizer.eos_id()) stops.push_back(*tokenizer.eos_id());
-  const GenerationStats stats = generate(*loaded.model, ids, 80, greedy, stops, [&](int32_t token) {
-    bytes.clear();
-    tokenizer.append_token_bytes(token, bytes);
-    const std::string text = stream.push(bytes);
-    std::fwrite(text.data(), 1, text.size(), stdout);
+  std::printf("\n--- greedy sample from %s, MTP speculative decoding ---\n%s", checkpoint.c_str(), prompt.c_str());
+  Model& model = *loaded.model;
+  GenerationOptions options;
+  options.max_new = 80;
+  options.drafts = model.has_mtp() ? 1 : 0;
+  if (tokenizer.eos_id()) options.stop_ids.push_back(*tokenizer.eos_id());
+  Generator generator(model, static_cast<int64_t>(ids.size()) + options.max_new, options.drafts);
+  Sampler greedy({0.0f, 0, 1.0f, 0.0f, 1.0f, 0}, model.config().vocab_size);
+  TextStream text(tokenizer, {});
+  const GenerationStats stats = generator.generate(ids, options, greedy, [&](int32_t token) {
+    const std::string shown = text.push(token);
+    std::fwrite(shown.data(), 1, shown.size(), stdout);
     std::fflush(stdout);
+    return true;
   });
-  const std::string rest = stream.flush();
+  const std::string rest = text.finish();
   std::fwrite(rest.data(), 1, rest.size(), stdout);
-  std::printf("\n---\nprefill %lld tokens at %.1f tok/s, decode %lld tokens at %.1f tok/s (greedy, no speculation yet)\n",
+  std::printf("\n---\nprefill %lld tokens at %.1f tok/s, decode %lld tokens at %.1f tok/s in %lld passes; "
+              "MTP acceptance %.1f%% (%lld / %lld drafts)\n",
               (long long)stats.prompt_tokens, double(stats.prompt_tokens) / stats.prefill_seconds,
-              (long long)stats.generated_tokens, double(stats.generated_tokens) / stats.decode_seconds);
+              (long long)stats.generated_tokens, stats.decode_tokens_per_second(), (long long)stats.decode_passes,
+              100 * stats.acceptance(), (long long)stats.accepted, (long long)stats.drafted);
   std::printf("checkpoint: %s (dsv3 logits -m %s ...), metrics: %s/metrics.jsonl, plots: %s\n", checkpoint.c_str(),
               checkpoint.c_str(), o.out.c_str(), plots.c_str());
 }

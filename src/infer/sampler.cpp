@@ -20,7 +20,7 @@ Sampler::Sampler(SamplingParams params, int64_t vocab_size)
   penalised_.resize(static_cast<size_t>(vocab_size));
 }
 
-void Sampler::prepare(const float* logits, const std::vector<int32_t>& history) {
+void Sampler::prepare(const float* logits, std::span<const int32_t> history) {
   std::copy(logits, logits + vocab_size_, penalised_.begin());
   if (params_.repetition_penalty != 1.0f) {
     for (int32_t id : history) {
@@ -66,10 +66,10 @@ void Sampler::prepare(const float* logits, const std::vector<int32_t>& history) 
   for (auto& c : candidates_) c.value = static_cast<float>(c.value / kept);
 }
 
-int32_t Sampler::sample(const float* logits, const std::vector<int32_t>& history) {
+int32_t Sampler::sample(const float* logits, std::span<const int32_t> history) {
   prepare(logits, history);
   if (candidates_.size() == 1) return candidates_.front().id;
-  double u = std::uniform_real_distribution<double>(0.0, 1.0)(rng_);
+  double u = uniform();
   for (const auto& c : candidates_) {
     u -= c.value;
     if (u < 0) return c.id;
@@ -77,7 +77,24 @@ int32_t Sampler::sample(const float* logits, const std::vector<int32_t>& history
   return candidates_.back().id;  // rounding left a sliver of mass
 }
 
-void Sampler::distribution(const float* logits, const std::vector<int32_t>& history, std::vector<float>& probs) {
+double Sampler::uniform() { return std::uniform_real_distribution<double>(0.0, 1.0)(rng_); }
+
+int32_t Sampler::draw(const std::vector<float>& weights) {
+  double total = 0;
+  int32_t last_positive = -1;
+  for (size_t i = 0; i < weights.size(); ++i)
+    if (weights[i] > 0) total += weights[i], last_positive = static_cast<int32_t>(i);
+  if (last_positive < 0) fail("cannot draw from a distribution without mass");
+  double u = uniform() * total;
+  for (size_t i = 0; i < weights.size(); ++i) {
+    if (weights[i] <= 0) continue;
+    u -= weights[i];
+    if (u < 0) return static_cast<int32_t>(i);
+  }
+  return last_positive;  // rounding left a sliver of mass
+}
+
+void Sampler::distribution(const float* logits, std::span<const int32_t> history, std::vector<float>& probs) {
   prepare(logits, history);
   probs.assign(static_cast<size_t>(vocab_size_), 0.0f);
   for (const auto& c : candidates_) probs[c.id] = c.value;

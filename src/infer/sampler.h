@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <random>
+#include <span>
 #include <vector>
 
 namespace dsv3 {
@@ -24,11 +25,16 @@ class Sampler {
   Sampler(SamplingParams params, int64_t vocab_size);
 
   // Draws a token. `history`: the tokens so far (for the repetition penalty).
-  int32_t sample(const float* logits, const std::vector<int32_t>& history);
+  int32_t sample(const float* logits, std::span<const int32_t> history);
 
   // The distribution sample() draws from, as probabilities over the whole vocabulary
   // (zero outside the kept candidates). Greedy gives a one-hot distribution.
-  void distribution(const float* logits, const std::vector<int32_t>& history, std::vector<float>& probs);
+  void distribution(const float* logits, std::span<const int32_t> history, std::vector<float>& probs);
+
+  // A uniform draw in [0, 1) and a draw of an index with probability proportional to
+  // weights[i] (which need not sum to 1), both from this sampler's seeded generator.
+  double uniform();
+  int32_t draw(const std::vector<float>& weights);
 
   const SamplingParams& params() const { return params_; }
 
@@ -38,7 +44,7 @@ class Sampler {
     float value;  // logit, then probability
   };
   // Fills candidates_ with the kept tokens and their probabilities (sorted, descending).
-  void prepare(const float* logits, const std::vector<int32_t>& history);
+  void prepare(const float* logits, std::span<const int32_t> history);
 
   SamplingParams params_;
   int32_t vocab_size_;

@@ -33,7 +33,13 @@ void Model::embed(const Matrix& table, const int32_t* tokens, int64_t T, float* 
   }
 }
 
-void Model::forward(const int32_t* tokens, int64_t T, KvCache& cache, float* hidden, float* logits) {
+void Model::head(const Matrix& head, const float* normed, int64_t T, float* logits, int64_t logit_rows) {
+  const int64_t rows = logit_rows < 0 ? T : std::min(logit_rows, T);
+  matmul(head, normed + (T - rows) * config_.hidden_size, rows, logits, pool_);
+}
+
+void Model::forward(const int32_t* tokens, int64_t T, KvCache& cache, float* hidden, float* logits,
+                    int64_t logit_rows) {
   check_room(cache, T);
   const int64_t d = config_.hidden_size;
   const int64_t first_pos = cache.length();
@@ -49,11 +55,11 @@ void Model::forward(const int32_t* tokens, int64_t T, KvCache& cache, float* hid
 
   float* normed = hidden ? hidden : ws_.xn.get(T * d);
   rmsnorm(x, d, T, d, weights_.final_norm.data(), float(config_.rms_norm_eps), normed, d);
-  if (logits) matmul(weights_.head, normed, T, logits, pool_);
+  if (logits) head(weights_.head, normed, T, logits, logit_rows);
 }
 
 void Model::forward_mtp(const int32_t* next_tokens, const float* hidden, int64_t T, KvCache& mtp_cache,
-                        float* logits) {
+                        float* logits, int64_t logit_rows, float* hidden_out) {
   if (!weights_.mtp) fail("this model has no MTP module (num_nextn_predict_layers is 0)");
   check_room(mtp_cache, T);
   const MtpWeights& m = *weights_.mtp;
@@ -76,9 +82,9 @@ void Model::forward_mtp(const int32_t* next_tokens, const float* hidden, int64_t
   decoder_block(m.block, x, T, first_pos, mtp_cache.layer(0));
   mtp_cache.advance(T);
 
-  float* normed = ws_.xn.get(T * d);
+  float* normed = hidden_out ? hidden_out : ws_.xn.get(T * d);
   rmsnorm(x, d, T, d, m.head_norm.data(), eps, normed, d);
-  matmul(m.head, normed, T, logits, pool_);
+  if (logits) head(m.head, normed, T, logits, logit_rows);
 }
 
 void Model::decoder_block(const LayerWeights& layer, float* x, int64_t T, int64_t first_pos, float* cache_rows) {

@@ -29,15 +29,22 @@ class Model {
 
   // Runs T tokens at positions cache.length().. and appends them to the cache.
   // hidden (optional): [T][d] final hidden states after the final norm, what the MTP
-  // module takes; logits (optional): [T][vocab].
-  void forward(const int32_t* tokens, int64_t T, KvCache& cache, float* hidden, float* logits);
+  // module takes; logits (optional): [T][vocab], or only the last `logit_rows` rows when
+  // logit_rows >= 0 (a prefill needs only the last). A token's results are bitwise the
+  // same whatever T is (prefill, decoding and speculative verification agree exactly).
+  void forward(const int32_t* tokens, int64_t T, KvCache& cache, float* hidden, float* logits,
+               int64_t logit_rows = -1);
 
   // The MTP module on T positions: row i combines the main model's hidden state hidden[i]
   // with the embedding of next_tokens[i] (the token after it) and predicts the token after
-  // that. Positions continue mtp_cache.length()..; logits: [T][vocab].
-  void forward_mtp(const int32_t* next_tokens, const float* hidden, int64_t T, KvCache& mtp_cache, float* logits);
+  // that. Positions continue mtp_cache.length()..; logits as in forward. hidden_out
+  // (optional): [T][d] the module's own hidden states after its head norm, which stand in
+  // for the main model's when drafting more than one token ahead.
+  void forward_mtp(const int32_t* next_tokens, const float* hidden, int64_t T, KvCache& mtp_cache, float* logits,
+                   int64_t logit_rows = -1, float* hidden_out = nullptr);
 
  private:
+  void head(const Matrix& head, const float* normed, int64_t T, float* logits, int64_t logit_rows);
   void embed(const Matrix& table, const int32_t* tokens, int64_t T, float* out) const;
   void decoder_block(const LayerWeights& layer, float* x, int64_t T, int64_t first_pos, float* cache_rows);
   void attention(const AttentionWeights& w, const float* xn, int64_t T, int64_t first_pos, float* cache_rows,

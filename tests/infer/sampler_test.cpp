@@ -59,7 +59,7 @@ TEST(SamplerTest, DistributionAppliesTemperatureTopKTopPAndMinP) {
 TEST(SamplerTest, RepetitionPenaltyDividesPositiveAndMultipliesNegativeLogits) {
   std::vector<float> probs;
   Sampler s({1.0f, 0, 1.0f, 0.0f, 2.0f, 0}, 5);
-  s.distribution(kLogits.data(), {1, 4, 1}, probs);  // token 1 twice: penalised once
+  s.distribution(kLogits.data(), std::vector<int32_t>{1, 4, 1}, probs);  // token 1 twice: penalised once
   const auto expected = softmax({1.0f, 1.5f, 2.0f, 0.0f, -2.0f}, 1.0f);
   for (size_t i = 0; i < probs.size(); ++i) EXPECT_NEAR(probs[i], expected[i], 1e-6);
 }

@@ -18,34 +18,44 @@ constexpr int64_t kRowBlock = 4;     // weight rows decoded together
 constexpr int64_t kTokenBlock = 4;   // tokens sharing each decoded row
 constexpr int64_t kColBlock = 512;   // columns decoded at a time (a multiple of the FP8 block)
 
-// Adds the dot products of `rows` decoded weight rows (tile, kColBlock apart) with T
+// Adds the dot products of kRows decoded weight rows (tile, kColBlock apart) with kTokens
 // token rows of x over `len` columns into y[t][r].
-void tile_product(const float* tile, int64_t rows, const float* x, int64_t x_stride, int64_t T, int64_t len,
-                  float* y, int64_t y_stride) {
+template <int64_t kTokens, int64_t kRows>
+void tile_block(const float* tile, const float* x, int64_t x_stride, int64_t len, float* y, int64_t y_stride) {
   const int64_t len_vec = len - len % kLanes;
-  int64_t t = 0;
-  if (rows == kRowBlock) {
-    for (; t + kTokenBlock <= T; t += kTokenBlock) {
-      vf acc[kTokenBlock][kRowBlock] = {};
-      for (int64_t c = 0; c < len_vec; c += kLanes) {
-        vf w[kRowBlock];
-        for (int64_t r = 0; r < kRowBlock; ++r) w[r] = load(tile + r * kColBlock + c);
-        for (int64_t i = 0; i < kTokenBlock; ++i) {
-          const vf xv = load(x + (t + i) * x_stride + c);
-          for (int64_t r = 0; r < kRowBlock; ++r) acc[i][r] += w[r] * xv;
-        }
-      }
-      for (int64_t i = 0; i < kTokenBlock; ++i)
-        for (int64_t r = 0; r < kRowBlock; ++r) {
-          float sum = hsum(acc[i][r]);
-          for (int64_t c = len_vec; c < len; ++c) sum += tile[r * kColBlock + c] * x[(t + i) * x_stride + c];
-          y[(t + i) * y_stride + r] += sum;
-        }
+  vf acc[kTokens][kRows] = {};
+  for (int64_t c = 0; c < len_vec; c += kLanes) {
+    vf w[kRows];
+    for (int64_t r = 0; r < kRows; ++r) w[r] = load(tile + r * kColBlock + c);
+    for (int64_t i = 0; i < kTokens; ++i) {
+      const vf xv = load(x + i * x_stride + c);
+      for (int64_t r = 0; r < kRows; ++r) acc[i][r] += w[r] * xv;
     }
   }
-  for (; t < T; ++t) {
-    for (int64_t r = 0; r < rows; ++r) y[t * y_stride + r] += simd::dot(tile + r * kColBlock, x + t * x_stride, len);
+  for (int64_t i = 0; i < kTokens; ++i)
+    for (int64_t r = 0; r < kRows; ++r) {
+      float sum = hsum(acc[i][r]);
+      for (int64_t c = len_vec; c < len; ++c) sum += tile[r * kColBlock + c] * x[i * x_stride + c];
+      y[i * y_stride + r] += sum;
+    }
+}
+
+// tile_block over T tokens and `rows` <= kRowBlock rows. Every (token, row) pair is summed
+// in the same order whatever the blocking, so a token's result does not depend on how many
+// tokens share the pass or where it sits among them: prefill, one-token decoding and the
+// speculative verification pass give bitwise the same numbers.
+void tile_product(const float* tile, int64_t rows, const float* x, int64_t x_stride, int64_t T, int64_t len,
+                  float* y, int64_t y_stride) {
+  if (rows == kRowBlock) {
+    int64_t t = 0;
+    for (; t + kTokenBlock <= T; t += kTokenBlock)
+      tile_block<kTokenBlock, kRowBlock>(tile, x + t * x_stride, x_stride, len, y + t * y_stride, y_stride);
+    for (; t < T; ++t) tile_block<1, kRowBlock>(tile, x + t * x_stride, x_stride, len, y + t * y_stride, y_stride);
+    return;
   }
+  for (int64_t t = 0; t < T; ++t)
+    for (int64_t r = 0; r < rows; ++r)
+      tile_block<1, 1>(tile + r * kColBlock, x + t * x_stride, x_stride, len, y + t * y_stride + r, y_stride);
 }
 
 }  // namespace
