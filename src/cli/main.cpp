@@ -18,6 +18,8 @@ int main(int argc, char** argv) {
   dsv3::cli::add_grad_command(app);
   dsv3::cli::add_plot_command(app);
   dsv3::cli::add_generate_command(app);
+  dsv3::cli::add_chat_command(app);
+  dsv3::cli::add_bench_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -46,7 +46,13 @@ expect_error bad_threads "command line" "$dsv3" logits -m "$work/tiny" --ids 1 -
 expect_error bad_preset "preset" "$dsv3" init --preset huge -o "$work/x"
 expect_error no_tokenizer "tokenizer.json" "$dsv3" tokenize -m "$work/tiny" "hello"
 expect_error generate_no_tokenizer "tokenizer.json" "$dsv3" generate -m "$work/tiny" -p "hello"
-expect_error speculative_unavailable "--speculative" "$dsv3" generate -m "$work/tiny" -p "hello" --speculative mtp
+"$dsv3" tokenizer-train --data "$work/no_mtp.json" --vocab-size 300 -o "$work/tok" 2>/dev/null
+cp "$work/tok/"* "$work/no_mtp/" && cp "$work/tok/"* "$work/tiny/"
+expect_error speculative_without_mtp "MTP module" "$dsv3" generate -m "$work/no_mtp" -p "hello" --speculative mtp
+expect_error bad_draft "--draft" "$dsv3" generate -m "$work/tiny" -p "hello" --draft 0
+expect_error generate_past_context "new tokens exceed the context of 1024" "$dsv3" generate -m "$work/tiny" -p "hello" -n 5000
+expect_error empty_stop "stop string" "$dsv3" generate -m "$work/tiny" -p "hello" --stop ""
+expect_error bench_past_context "context" "$dsv3" bench -m "$work/tiny" -p 1000 -n 100
 expect_error bad_balance "--balance" "$dsv3" train --data "$work/tiny/config.json" --out "$work/run" --balance bogus
 
 "$dsv3" logits --help >/dev/null || { echo "FAIL help"; failures=$((failures + 1)); }

@@ -48,6 +48,39 @@ for png in loss maxvio expert_load_0; do
   [ -s "$work/learn/plots/$png.png" ] || { echo "FAIL: dsv3 plot wrote no $png.png"; exit 1; }
 done
 
+# Generation from the trained model: greedy MTP speculative decoding (1 and 2 drafts)
+# prints exactly what plain decoding prints, and most drafts are accepted.
+for prompt in "the" "and the lord said" "in the beginning"; do
+  "$dsv3" generate -m "$work/learn/latest" -p "$prompt" -n 60 --temp 0 --speculative none -t 2 >"$work/plain.txt"
+  for drafts in 1 2; do
+    "$dsv3" generate -m "$work/learn/latest" -p "$prompt" -n 60 --temp 0 --draft $drafts -t 2 --stats \
+      >"$work/spec.txt" 2>"$work/spec.log"
+    cmp -s "$work/plain.txt" "$work/spec.txt" ||
+      { echo "FAIL: speculative output differs for '$prompt', $drafts drafts"; diff "$work/plain.txt" "$work/spec.txt"; exit 1; }
+  done
+done
+grep -q "acceptance" "$work/spec.log" || { echo "FAIL: no acceptance in --stats"; cat "$work/spec.log"; exit 1; }
+"$dsv3" bench -m "$work/learn/latest" -p 32 -n 32 --repeats 1 --json -t 2 >"$work/bench.json"
+$py - "$work/bench.json" "$work/config.json" <<'PY'
+import json, sys
+b, c = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
+for key in ("prefill_tok_s", "decode_tok_s", "threads", "weights_dtype", "mtp_acceptance", "verify_over_one_token_step"):
+    assert key in b, key
+assert b["kv_cache_bytes_per_token"] == (c["kv_lora_rank"] + c["qk_rope_head_dim"]) * c["num_hidden_layers"] * 4, b
+print("bench: MTP acceptance %.2f, decode %.0f tok/s (%.0f without speculation)" % (
+    b["mtp_acceptance"], b["decode_tok_s"], b["decode_tok_s_no_speculation"]))
+assert b["mtp_acceptance"] > 0.5, b
+PY
+# A scripted chat: two turns, /reset, a third, /exit: three replies (--stats: a line each),
+# the first two turns' prompts growing with the history, the third back to a short one.
+printf 'the lord\nand he said\n/reset\nthe lord\n/exit\nnever read\n' |
+  "$dsv3" chat -m "$work/learn/latest" -n 20 --temp 0 -t 2 --stats >"$work/chat.txt" 2>"$work/chat.log"
+$py - "$work/chat.log" <<'PY'
+import re, sys
+prompts = [int(m) for m in re.findall(r"^\((\d+) prompt tokens", open(sys.argv[1]).read(), re.M)]
+assert len(prompts) == 3 and prompts[1] > prompts[0] + 20 and prompts[2] == prompts[0], prompts
+PY
+
 # 2. Resume: 8 steps straight vs 4 + 4 resumed.
 "$dsv3" train "${common[@]}" --out "$work/straight" --steps 8 --save-every 4 2>/dev/null
 "$dsv3" train "${common[@]}" --out "$work/resumed" --steps 4 --save-every 4 2>/dev/null
