@@ -22,9 +22,9 @@ ThreadPool::~ThreadPool() {
 void ThreadPool::run_tasks(std::unique_lock<std::mutex>& lock) {
   while (next_task_ < task_count_) {
     size_t i = next_task_++;
-    const auto* task = task_;
+    const TaskRef task = task_;
     lock.unlock();
-    (*task)(i);
+    task(i);
     lock.lock();
   }
 }
@@ -42,20 +42,20 @@ void ThreadPool::worker_loop() {
   }
 }
 
-void ThreadPool::parallel_for(size_t n, const std::function<void(size_t)>& task) {
+void ThreadPool::run(size_t n, TaskRef task) {
   if (workers_.empty() || n <= 1) {
     for (size_t i = 0; i < n; ++i) task(i);
     return;
   }
   std::unique_lock lock(mutex_);
-  task_ = &task;
+  task_ = task;
   task_count_ = n;
   next_task_ = 0;
   ++generation_;
   wake_.notify_all();
   run_tasks(lock);
   done_.wait(lock, [&] { return busy_workers_ == 0; });
-  task_ = nullptr;
+  task_ = {};
   task_count_ = 0;
 }
 

@@ -8,7 +8,6 @@
 
 #include <condition_variable>
 #include <cstddef>
-#include <functional>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -27,9 +26,20 @@ class ThreadPool {
 
   // Calls task(i) for every i in [0, n), spread over the pool; returns when all are done.
   // Tasks are handed out one by one, so uneven tasks balance themselves. Not reentrant.
-  void parallel_for(size_t n, const std::function<void(size_t)>& task);
+  // The task is passed by reference, never copied into a std::function (which would
+  // allocate for larger captures: this runs many times per decoded token).
+  template <class Task>
+  void parallel_for(size_t n, const Task& task) {
+    run(n, TaskRef{&task, [](const void* f, size_t i) { (*static_cast<const Task*>(f))(i); }});
+  }
 
  private:
+  struct TaskRef {
+    const void* object;
+    void (*call)(const void*, size_t);
+    void operator()(size_t i) const { call(object, i); }
+  };
+  void run(size_t n, TaskRef task);
   void worker_loop();
   void run_tasks(std::unique_lock<std::mutex>& lock);
 
@@ -37,7 +47,7 @@ class ThreadPool {
   std::mutex mutex_;
   std::condition_variable wake_;
   std::condition_variable done_;
-  const std::function<void(size_t)>* task_ = nullptr;
+  TaskRef task_{};
   size_t task_count_ = 0;
   size_t next_task_ = 0;
   size_t busy_workers_ = 0;

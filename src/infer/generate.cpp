@@ -58,7 +58,8 @@ GenerationStats Generator::generate(const std::vector<int32_t>& prompt, const Ge
 
   GenerationStats stats;
   stats.prompt_tokens = n;
-  auto commit = [&](int32_t token) {
+  // One std::function for the whole run: wrapping the lambda per step would allocate.
+  const std::function<bool(int32_t)> commit = [&](int32_t token) {
     history_.push_back(token);
     ++stats.generated_tokens;
     const bool go_on = on_token(token);

@@ -3,6 +3,9 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
+#include <cstdlib>
+#include <new>
 #include <cmath>
 #include <filesystem>
 #include <random>
@@ -12,6 +15,22 @@
 #include "formats/model_dir.h"
 #include "infer/speculative.h"
 #include "model/presets.h"
+
+// Counts heap allocations while `counting` is set (this test binary's operator new, over
+// malloc; GCC's check pairs the inlined free with the new-expression, hence the pragma).
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+namespace {
+std::atomic<bool> counting{false};
+std::atomic<int64_t> allocations{0};
+}  // namespace
+
+void* operator new(size_t size) {
+  if (counting) ++allocations;
+  if (void* p = std::malloc(size ? size : 1)) return p;
+  throw std::bad_alloc();
+}
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete(void* p, size_t) noexcept { std::free(p); }
 
 namespace dsv3 {
 namespace {
@@ -135,6 +154,38 @@ TEST(GenerateTest, GreedySpeculativeDecodingEqualsPlainDecoding) {
       }
     }
   }
+}
+
+// The decode loop allocates nothing: a run's allocations do not grow with its length.
+TEST(GenerateTest, DecodingAllocatesNothingPerToken) {
+  ThreadPool pool(2);
+  LoadedModel loaded = load_model(tiny_model(), pool);
+  Generator generator(*loaded.model, 128, 2);
+  std::vector<int32_t> out;
+  out.reserve(100);
+  auto allocations_for = [&](int64_t max_new, int64_t drafts, float temperature) {
+    SamplingParams params = kGreedy;
+    params.temperature = temperature;
+    Sampler sampler(params, loaded.model->config().vocab_size);
+    GenerationOptions options;
+    options.max_new = max_new;
+    options.drafts = drafts;
+    out.clear();
+    allocations = 0;
+    counting = true;
+    generator.generate({0, 17, 300, 5}, options, sampler, [&](int32_t t) {
+      out.push_back(t);
+      return true;
+    });
+    counting = false;
+    return allocations.load();
+  };
+  for (int64_t drafts : {0, 1, 2})
+    for (float temperature : {0.0f, 0.8f}) {
+      allocations_for(50, drafts, temperature);  // warm: the thread pool's first tasks, the workspace
+      EXPECT_EQ(allocations_for(60, drafts, temperature), allocations_for(6, drafts, temperature))
+          << drafts << " drafts, temperature " << temperature;
+    }
 }
 
 // After speculative decoding (drafts accepted and rejected, caches rolled back many
