@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Training throughput of the default small model: dsv3 against a PyTorch implementation of
-# the same model and step (bench/train_torch.py), measured in the same run on the same
-# threads. Median tokens/s over steps 2..N.
+# Training throughput of the default small model: dsv3 against PyTorch implementations of
+# the same model and step (bench/train_torch.py: batched, and one sequence at a time),
+# measured in the same run on the same threads. Median tokens/s over steps 2..N. Also the
+# achieved GEMM FLOP/s (training FLOPs per token x tokens/s) against this machine's FP32
+# matrix-multiply peak, measured here with PyTorch's sgemm on 2048 x 2048 matrices.
 #   bench/train_vs_torch.sh [STEPS] [THREADS]       (default 6 steps of 8 x 128 tokens, 2 threads)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,7 +24,35 @@ ours=$(/usr/bin/python3 -c "
 import json, statistics
 rates = [json.loads(l)['tokens_per_s'] for l in open('$out/run/metrics.jsonl')]
 print('%.1f' % statistics.median(rates[1:]))")
-theirs=$(/usr/bin/python3 bench/train_torch.py $out/model "$steps" 8 128 "$threads")
-printf '%-10s %12s\n' engine tokens/s
-printf '%-10s %12s\n' dsv3 "$ours" pytorch "$theirs"
-echo "ratio dsv3/pytorch: $(echo "$ours / $theirs" | bc -l | cut -c1-5)"
+batched=$(/usr/bin/python3 bench/train_torch.py $out/model "$steps" 8 128 "$threads" batched)
+unbatched=$(/usr/bin/python3 bench/train_torch.py $out/model "$steps" 8 128 "$threads" unbatched)
+printf '%-20s %12s %10s\n' engine tokens/s dsv3/it
+printf '%-20s %12s\n' dsv3 "$ours"
+printf '%-20s %12s %10.2f\n' "pytorch batched" "$batched" "$(echo "$ours / $batched" | bc -l)"
+printf '%-20s %12s %10.2f\n' "pytorch unbatched" "$unbatched" "$(echo "$ours / $unbatched" | bc -l)"
+/usr/bin/python3 - $out/model/config.json "$ours" "$threads" <<'PY'
+import json, sys, time, torch
+c, rate, threads = json.load(open(sys.argv[1])), float(sys.argv[2]), int(sys.argv[3])
+d, H, T = c["hidden_size"], c["num_attention_heads"], 128
+qk, vd = c["qk_nope_head_dim"] + c["qk_rope_head_dim"], c["v_head_dim"]
+q = d * c["q_lora_rank"] + c["q_lora_rank"] * H * qk if c.get("q_lora_rank") else d * H * qk
+attn = q + d * (c["kv_lora_rank"] + c["qk_rope_head_dim"]) + c["kv_lora_rank"] * H * (c["qk_nope_head_dim"] + vd) + H * vd * d
+expert = 3 * d * c["moe_intermediate_size"]
+moe = (c["num_experts_per_tok"] + c.get("n_shared_experts", 0)) * expert + d * c["n_routed_experts"]
+dense = 3 * d * c["intermediate_size"]
+k = c.get("first_k_dense_replace", 0)
+per_token = c["num_hidden_layers"] * attn + k * dense + (c["num_hidden_layers"] - k) * moe
+per_token += attn + moe + 2 * d * d        # the MTP block and eh_proj
+per_token += 2 * d * c["vocab_size"]       # main and MTP heads
+core = (c["num_hidden_layers"] + 1) * H * T * (qk + vd)  # causal attention: ~T/2 keys x 2 products
+flops = 6 * (per_token + core)             # forward 2, backward 4 per multiply-add
+torch.set_num_threads(threads)
+a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
+a @ b
+runs = []
+for _ in range(5):
+    start = time.perf_counter(); a @ b; runs.append(time.perf_counter() - start)
+peak = 2 * 2048 ** 3 / sorted(runs)[2]
+print("training FLOPs per token %.1f M; dsv3 %.2f GFLOP/s vs sgemm peak %.1f GFLOP/s on %d threads = %.0f %%"
+      % (flops / 1e6, flops * rate / 1e9, peak / 1e9, threads, 100 * flops * rate / peak))
+PY
