@@ -2,8 +2,9 @@
 # Training throughput of the default small model: dsv3 against PyTorch implementations of
 # the same model and step (bench/train_torch.py: batched, and one sequence at a time),
 # measured in the same run on the same threads. Median tokens/s over steps 2..N. Also the
-# achieved GEMM FLOP/s (training FLOPs per token x tokens/s) against this machine's FP32
-# matrix-multiply peak, measured here with PyTorch's sgemm on 2048 x 2048 matrices.
+# achieved FLOP/s (training FLOPs per token x tokens/s) against this machine's FP32 peak,
+# measured by bench/fma_peak.c, and PyTorch's own sgemm rate on 2048 x 2048 matrices
+# (Debian's python3-torch links a generic BLAS: that explains much of its slowness).
 #   bench/train_vs_torch.sh [STEPS] [THREADS]       (default 6 steps of 8 x 128 tokens, 2 threads)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,9 +31,11 @@ printf '%-20s %12s %10s\n' engine tokens/s dsv3/it
 printf '%-20s %12s\n' dsv3 "$ours"
 printf '%-20s %12s %10.2f\n' "pytorch batched" "$batched" "$(echo "$ours / $batched" | bc -l)"
 printf '%-20s %12s %10.2f\n' "pytorch unbatched" "$unbatched" "$(echo "$ours / $unbatched" | bc -l)"
-/usr/bin/python3 - $out/model/config.json "$ours" "$threads" <<'PY'
+cc -O2 -march=native -fopenmp bench/fma_peak.c -o build/fma_peak
+peak=$(./build/fma_peak "$threads")
+/usr/bin/python3 - $out/model/config.json "$ours" "$threads" "$peak" <<'PY'
 import json, sys, time, torch
-c, rate, threads = json.load(open(sys.argv[1])), float(sys.argv[2]), int(sys.argv[3])
+c, rate, threads, peak = json.load(open(sys.argv[1])), float(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]) * 1e9
 d, H, T = c["hidden_size"], c["num_attention_heads"], 128
 qk, vd = c["qk_nope_head_dim"] + c["qk_rope_head_dim"], c["v_head_dim"]
 q = d * c["q_lora_rank"] + c["q_lora_rank"] * H * qk if c.get("q_lora_rank") else d * H * qk
@@ -52,7 +55,8 @@ a @ b
 runs = []
 for _ in range(5):
     start = time.perf_counter(); a @ b; runs.append(time.perf_counter() - start)
-peak = 2 * 2048 ** 3 / sorted(runs)[2]
-print("training FLOPs per token %.1f M; dsv3 %.2f GFLOP/s vs sgemm peak %.1f GFLOP/s on %d threads = %.0f %%"
-      % (flops / 1e6, flops * rate / 1e9, peak / 1e9, threads, 100 * flops * rate / peak))
+sgemm = 2 * 2048 ** 3 / sorted(runs)[2]
+print("training FLOPs per token %.1f M; dsv3 %.1f GFLOP/s = %.0f %% of the FP32 FMA peak %.1f GFLOP/s (%d threads);"
+      " PyTorch sgemm %.1f GFLOP/s" % (flops / 1e6, flops * rate / 1e9, 100 * flops * rate / peak, peak / 1e9, threads,
+                                        sgemm / 1e9))
 PY
