@@ -82,7 +82,7 @@ GenerationStats Generator::generate(const std::vector<int32_t>& prompt, const Ge
   SamplingParams draft_params = sampler.params();
   draft_params.seed ^= 0x9e3779b97f4a7c15ull;
   Sampler draft_sampler(draft_params, c.vocab_size);
-  const float* pending_hidden = hidden_.data() + (n - 1) * d;  // MTP rows not yet run
+  const float* pending_hidden = speculate ? hidden_.data() + (n - 1) * d : nullptr;  // MTP rows not yet run
   int64_t pending = 1;
   bool go_on = commit(first);
   while (go_on) {
