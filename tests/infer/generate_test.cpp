@@ -24,13 +24,20 @@ std::atomic<bool> counting{false};
 std::atomic<int64_t> allocations{0};
 }  // namespace
 
+// Every replaceable scalar form, so that whatever new allocated, the matching delete frees
+// (AddressSanitizer checks the pairing).
 void* operator new(size_t size) {
   if (counting) ++allocations;
   if (void* p = std::malloc(size ? size : 1)) return p;
   throw std::bad_alloc();
 }
+void* operator new(size_t size, const std::nothrow_t&) noexcept {
+  if (counting) ++allocations;
+  return std::malloc(size ? size : 1);
+}
 void operator delete(void* p) noexcept { std::free(p); }
 void operator delete(void* p, size_t) noexcept { std::free(p); }
+void operator delete(void* p, const std::nothrow_t&) noexcept { std::free(p); }
 
 namespace dsv3 {
 namespace {
