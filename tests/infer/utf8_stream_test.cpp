@@ -2,21 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include "valid_utf8.h"
+
 namespace dsv3 {
 namespace {
-
-// True when s is valid UTF-8 (no truncated or stray sequences).
-bool valid_utf8(const std::string& s) {
-  for (size_t i = 0; i < s.size();) {
-    const auto b = static_cast<unsigned char>(s[i]);
-    const size_t n = b < 0x80 ? 1 : (b & 0xe0) == 0xc0 ? 2 : (b & 0xf0) == 0xe0 ? 3 : (b & 0xf8) == 0xf0 ? 4 : 0;
-    if (n == 0 || i + n > s.size()) return false;
-    for (size_t j = 1; j < n; ++j)
-      if ((static_cast<unsigned char>(s[i + j]) & 0xc0) != 0x80) return false;
-    i += n;
-  }
-  return true;
-}
 
 TEST(Utf8StreamTest, NeverEmitsAPartialCharacterWhateverTheSplit) {
   const std::string text = "héllo 中文 🎉👨‍👩‍👧 ok";
