@@ -12,6 +12,7 @@
 #include "base/thread_pool.h"
 #include "cli/commands.h"
 #include "cli/decoding_options.h"
+#include "cli/print.h"
 #include "formats/model_dir.h"
 #include "infer/generate.h"
 #include "infer/text_stream.h"
@@ -29,18 +30,12 @@ struct ChatOptions {
   bool stats = false;
 };
 
-void print(const std::string& text) {
-  std::fwrite(text.data(), 1, text.size(), stdout);
-  std::fflush(stdout);
-}
-
 void run(const ChatOptions& o) {
   ThreadPool pool(o.decoding.threads);
   LoadedModel loaded = load_model(o.model, pool);
   Model& model = *loaded.model;
   Tokenizer tokenizer = Tokenizer::load(o.model);
-  if (!is_deepseek_chat_template(tokenizer.chat_template()))
-    fail("the tokenizer's chat_template is not the DeepSeek-V3 format (", o.model, "/tokenizer_config.json)");
+  ChatEncoder chat_encoder(tokenizer, o.model);
   const int64_t context = std::min(o.context, model.config().max_position_embeddings);
   GenerationOptions options;
   options.drafts = drafts_per_step(o.decoding, model);
@@ -73,7 +68,7 @@ void run(const ChatOptions& o) {
     const size_t first_turn = o.system.empty() ? 0 : 1;
     std::vector<int32_t> ids;
     while (true) {
-      ids = tokenizer.encode(render_deepseek_chat(conversation, true, tokenizer.bos_token()), false);
+      ids = chat_encoder.encode(conversation, true);
       if (static_cast<int64_t>(ids.size()) < context || conversation.size() - first_turn <= 1) break;
       conversation.erase(conversation.begin() + static_cast<ptrdiff_t>(first_turn),
                          conversation.begin() + static_cast<ptrdiff_t>(first_turn) + 2);
@@ -90,12 +85,12 @@ void run(const ChatOptions& o) {
     const GenerationStats stats = generator.generate(ids, options, sampler, [&](int32_t token) {
       const std::string shown = text.push(token);
       reply += shown;
-      print(shown);
+      print_now(shown);
       return true;
     });
     const std::string rest = text.finish();
     reply += rest;
-    print(rest + "\n");
+    print_now(rest + "\n");
     conversation.push_back({"assistant", reply});
     if (o.stats)
       std::fprintf(stderr, "(%lld prompt tokens, %lld generated at %.1f tok/s%s)\n", (long long)stats.prompt_tokens,

@@ -6,6 +6,7 @@
 #include "base/thread_pool.h"
 #include "cli/commands.h"
 #include "cli/decoding_options.h"
+#include "cli/print.h"
 #include "formats/model_dir.h"
 #include "infer/generate.h"
 #include "infer/text_stream.h"
@@ -24,11 +25,6 @@ struct GenerateOptions {
   bool chat = false, stats = false;
 };
 
-void print(const std::string& text) {
-  std::fwrite(text.data(), 1, text.size(), stdout);
-  std::fflush(stdout);
-}
-
 void run(const GenerateOptions& o) {
   ThreadPool pool(o.decoding.threads);
   LoadedModel loaded = load_model(o.model, pool);
@@ -36,9 +32,7 @@ void run(const GenerateOptions& o) {
   Tokenizer tokenizer = Tokenizer::load(o.model);
   std::vector<int32_t> ids;
   if (o.chat) {
-    if (!is_deepseek_chat_template(tokenizer.chat_template()))
-      fail("the tokenizer's chat_template is not the DeepSeek-V3 format (", o.model, "/tokenizer_config.json)");
-    ids = tokenizer.encode(render_deepseek_chat({{"user", o.prompt}}, true, tokenizer.bos_token()), false);
+    ids = ChatEncoder(tokenizer, o.model).encode({{"user", o.prompt}}, true);
   } else {
     ids = tokenizer.encode(o.prompt, tokenizer.add_bos_token());
   }
@@ -53,10 +47,10 @@ void run(const GenerateOptions& o) {
   Sampler sampler(o.decoding.sampling, model.config().vocab_size);
   TextStream text(tokenizer, o.stop);
   const GenerationStats stats = generator.generate(ids, options, sampler, [&](int32_t token) {
-    print(text.push(token));
+    print_now(text.push(token));
     return !text.stopped();
   });
-  print(text.finish() + "\n");
+  print_now(text.finish() + "\n");
   if (o.stats) {
     std::fprintf(stderr, "prefill: %lld tokens, %.1f tok/s; decode: %lld tokens, %.1f tok/s, %lld passes",
                  (long long)stats.prompt_tokens, double(stats.prompt_tokens) / stats.prefill_seconds,

@@ -10,6 +10,7 @@
 #include "base/error.h"
 #include "base/thread_pool.h"
 #include "cli/commands.h"
+#include "cli/print.h"
 #include "formats/model_dir.h"
 #include "infer/generate.h"
 #include "infer/text_stream.h"
@@ -76,13 +77,10 @@ void run(const std::string& dir, size_t threads) {
   Sampler greedy({0.0f, 0, 1.0f, 0.0f, 1.0f, 0}, model.config().vocab_size);
   TextStream text(tokenizer, {});
   const GenerationStats stats = generator.generate(ids, options, greedy, [&](int32_t token) {
-    const std::string shown = text.push(token);
-    std::fwrite(shown.data(), 1, shown.size(), stdout);
-    std::fflush(stdout);
+    print_now(text.push(token));
     return true;
   });
-  const std::string rest = text.finish();
-  std::fwrite(rest.data(), 1, rest.size(), stdout);
+  print_now(text.finish());
   std::printf("\n---\nprefill %lld tokens at %.1f tok/s, decode %lld tokens at %.1f tok/s in %lld passes; "
               "MTP acceptance %.1f%% (%lld / %lld drafts)\n",
               (long long)stats.prompt_tokens, double(stats.prompt_tokens) / stats.prefill_seconds,

@@ -67,11 +67,9 @@ void run(const TokenizeOptions& o) {
   std::string text;
   bool add_bos = tokenizer.add_bos_token() && !o.no_bos;
   if (chat) {
-    if (!is_deepseek_chat_template(tokenizer.chat_template()))
-      fail("the tokenizer's chat_template is not the DeepSeek-V3 format (", o.model, "/tokenizer_config.json)");
     const auto messages = o.chat_file.empty() ? std::vector<ChatMessage>{{"user", read_input(o)}}
                                               : read_conversation(o.chat_file);
-    text = render_deepseek_chat(messages, !o.no_generation_prompt, tokenizer.bos_token());
+    text = ChatEncoder(tokenizer, o.model).render(messages, !o.no_generation_prompt);
     add_bos = false;  // the template writes BOS itself
     if (o.render) {
       std::fwrite(text.data(), 1, text.size(), stdout);

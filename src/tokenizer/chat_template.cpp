@@ -1,5 +1,7 @@
 #include "tokenizer/chat_template.h"
 
+#include <filesystem>
+
 #include "base/error.h"
 
 namespace dsv3 {
@@ -37,6 +39,20 @@ std::string render_deepseek_chat(const std::vector<ChatMessage>& messages, bool 
 
 bool is_deepseek_chat_template(const std::string& chat_template) {
   return chat_template.find(kUser) != std::string::npos && chat_template.find(kAssistant) != std::string::npos;
+}
+
+ChatEncoder::ChatEncoder(Tokenizer& tokenizer, const std::string& model_dir) : tokenizer_(tokenizer) {
+  if (!is_deepseek_chat_template(tokenizer.chat_template()))
+    fail("the tokenizer's chat_template is not the DeepSeek-V3 format (",
+         (std::filesystem::path(model_dir) / "tokenizer_config.json").string(), ")");
+}
+
+std::string ChatEncoder::render(const std::vector<ChatMessage>& messages, bool add_generation_prompt) const {
+  return render_deepseek_chat(messages, add_generation_prompt, tokenizer_.bos_token());
+}
+
+std::vector<int32_t> ChatEncoder::encode(const std::vector<ChatMessage>& messages, bool add_generation_prompt) {
+  return tokenizer_.encode(render(messages, add_generation_prompt), false);
 }
 
 }  // namespace dsv3
