@@ -101,11 +101,9 @@ void run(const BenchOptions& o) {
   const ModelConfig& c = model.config();
   const std::vector<int32_t> prompt = bench_prompt(o, c.vocab_size);
   const int64_t drafts = drafts_per_step(o.decoding, model);
-  const int64_t context = o.prompt_tokens + o.generate_tokens;
-  if (context > c.max_position_embeddings)
-    fail("-p ", o.prompt_tokens, " + -n ", o.generate_tokens, " exceed the model's context of ",
-         c.max_position_embeddings, " (max_position_embeddings)");
+  const int64_t context = std::min(o.prompt_tokens + o.generate_tokens, c.max_position_embeddings);
   Generator generator(model, context, drafts);
+  generator.check_fits(o.prompt_tokens, o.generate_tokens);
   if (!o.json)
     std::fprintf(stderr, "bench: %s, %zu threads, %lld prompt + %lld generated tokens, %lld repeats\n",
                  o.model.c_str(), pool.size(), (long long)o.prompt_tokens, (long long)o.generate_tokens,

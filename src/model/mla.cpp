@@ -9,8 +9,8 @@
 
 namespace dsv3 {
 
-void Model::attention(const AttentionWeights& w, const float* xn, int64_t T, int64_t first_pos, float* cache_rows,
-                      float* out) {
+void Model::attention(const AttentionWeights& w, const float* xn, int64_t T, std::span<const SequenceSlice> slices,
+                      int64_t cache_layer, float* out) {
   const ModelConfig& c = config_;
   const int64_t heads = c.num_attention_heads, nope = c.qk_nope_head_dim, rope = c.qk_rope_head_dim;
   const int64_t rank = c.kv_lora_rank, v_dim = c.v_head_dim, qk = c.qk_head_dim();
@@ -30,19 +30,24 @@ void Model::attention(const AttentionWeights& w, const float* xn, int64_t T, int
     matmul(w.q, xn, T, q, pool_);
   }
 
-  // The new tokens' cache rows: normalised latent, then the rotated shared key.
+  // The new tokens' cache rows, each in its sequence's cache: normalised latent, then the
+  // rotated shared key.
   float* kv = ws_.kv.get(T * row);
   matmul(w.kv_a, xn, T, kv, pool_);
-  for (int64_t t = 0; t < T; ++t) {
-    float* cache_row = cache_rows + (first_pos + t) * row;
-    rmsnorm(kv + t * row, row, 1, rank, w.kv_a_norm.data(), eps, cache_row, row);
-    std::copy(kv + t * row + rank, kv + (t + 1) * row, cache_row + rank);
-    rope_apply(cache_row + rank, rope, cos + t * half, sin + t * half);
+  int64_t token = 0, visible = 0;
+  for (const SequenceSlice& s : slices) {
+    const int64_t first_pos = s.cache->length();
+    visible = std::max(visible, first_pos + s.count);
+    for (int64_t i = 0; i < s.count; ++i, ++token) {
+      float* cache_row = s.cache->layer(cache_layer) + (first_pos + i) * row;
+      rmsnorm(kv + token * row, row, 1, rank, w.kv_a_norm.data(), eps, cache_row, row);
+      std::copy(kv + token * row + rank, kv + (token + 1) * row, cache_row + rank);
+      rope_apply(cache_row + rank, rope, cos + token * half, sin + token * half);
+    }
   }
 
   // Per head: fold the key half of kv_b into the query (q_nope W_k gives a latent-space
-  // query), attend over the latent cache, then apply the value half to the result.
-  const int64_t visible = first_pos + T;
+  // query), attend over each sequence's latent cache, then apply the value half.
   float* q_latent = ws_.q_latent.get(heads * T * rank);
   float* o_latent = ws_.o_latent.get(heads * T * rank);
   float* scores = ws_.scores.get(heads * visible);
@@ -56,8 +61,13 @@ void Model::attention(const AttentionWeights& w, const float* xn, int64_t T, int
     float* ql = q_latent + h * T * rank;
     float* ol = o_latent + h * T * rank;
     matmul_transposed(w_key, qh, heads * qk, T, ql);
-    latent_attention_head({ql, rank, qh + nope, heads * qk}, T, first_pos, cache_rows, rank, rope,
-                          rope_.softmax_scale, scores + h * visible, ol);
+    int64_t first = 0;  // the slice's first row
+    for (const SequenceSlice& s : slices) {
+      latent_attention_head({ql + first * rank, rank, qh + first * heads * qk + nope, heads * qk}, s.count,
+                            s.cache->length(), s.cache->layer(cache_layer), rank, rope, rope_.softmax_scale,
+                            scores + h * visible, ol + first * rank);
+      first += s.count;
+    }
     matmul_rows(w_value, ol, rank, T, o + h * v_dim, heads * v_dim, 0, v_dim);
   });
   matmul(w.o, o, T, out, pool_);

@@ -20,9 +20,34 @@ KvCache Model::make_mtp_cache(int64_t capacity) const {
   return KvCache(1, capacity, config_.kv_lora_rank + config_.qk_rope_head_dim);
 }
 
-void Model::check_room(const KvCache& cache, int64_t T) const {
-  if (cache.length() + T > cache.capacity())
-    fail("context overflow: ", cache.length(), " cached + ", T, " new tokens exceed the context of ", cache.capacity());
+int64_t Model::begin_pass(std::span<const SequenceSlice> slices) {
+  int64_t T = 0;
+  for (const SequenceSlice& s : slices) {
+    if (s.count < 1) fail("a sequence in a forward pass has no tokens");
+    for (const SequenceSlice& other : slices)
+      if (&other != &s && other.cache == s.cache) fail("two sequences in one forward pass share a cache");
+    if (s.cache->length() + s.count > s.cache->capacity())
+      fail("context overflow: ", s.cache->length(), " cached + ", s.count, " new tokens exceed the context of ",
+           s.cache->capacity());
+    T += s.count;
+  }
+  ws_.tokens.clear();
+  for (const SequenceSlice& s : slices) ws_.tokens.insert(ws_.tokens.end(), s.tokens, s.tokens + s.count);
+  return T;
+}
+
+void Model::position_tables(std::span<const SequenceSlice> slices) {
+  const int64_t half = config_.qk_rope_head_dim / 2;
+  int64_t T = 0;
+  for (const SequenceSlice& s : slices) T += s.count;
+  float* cos = ws_.rope_cos.get(T * half);
+  float* sin = ws_.rope_sin.get(T * half);
+  for (const SequenceSlice& s : slices) {
+    rope_tables(rope_.inv_freq.data(), config_.qk_rope_head_dim, s.cache->length(), s.count, rope_.magnitude, cos,
+                sin);
+    cos += s.count * half;
+    sin += s.count * half;
+  }
 }
 
 void Model::embed(const Matrix& table, const int32_t* tokens, int64_t T, float* out) const {
@@ -33,68 +58,84 @@ void Model::embed(const Matrix& table, const int32_t* tokens, int64_t T, float* 
   }
 }
 
-void Model::head(const Matrix& head, const float* normed, int64_t T, float* logits, int64_t logit_rows) {
-  const int64_t rows = logit_rows < 0 ? T : std::min(logit_rows, T);
-  matmul(head, normed + (T - rows) * config_.hidden_size, rows, logits, pool_);
+void Model::head(const Matrix& head, std::span<const SequenceSlice> slices, const float* normed, float* logits) {
+  const int64_t d = config_.hidden_size;
+  int64_t T = 0, rows = 0;
+  for (const SequenceSlice& s : slices) {
+    T += s.count;
+    rows += s.logit_rows < 0 ? s.count : std::min(s.logit_rows, s.count);
+  }
+  if (rows == T) return matmul(head, normed, T, logits, pool_);
+  // Gather the rows that need logits (the matmul gives each row the same result either way).
+  float* in = ws_.head_in.get(rows * d);
+  for (const SequenceSlice& s : slices) {
+    const int64_t n = s.logit_rows < 0 ? s.count : std::min(s.logit_rows, s.count);
+    in = std::copy_n(normed + (s.count - n) * d, n * d, in);
+    normed += s.count * d;
+  }
+  matmul(head, ws_.head_in.get(rows * d), rows, logits, pool_);
 }
 
 void Model::forward(const int32_t* tokens, int64_t T, KvCache& cache, float* hidden, float* logits,
                     int64_t logit_rows) {
-  check_room(cache, T);
-  const int64_t d = config_.hidden_size;
-  const int64_t first_pos = cache.length();
-  float* x = ws_.x.get(T * d);
-  embed(weights_.embed, tokens, T, x);
+  const SequenceSlice slice{tokens, T, &cache, logit_rows};
+  forward(std::span(&slice, 1), hidden, logits);
+}
 
-  const int64_t half = config_.qk_rope_head_dim / 2;
-  rope_tables(rope_.inv_freq.data(), config_.qk_rope_head_dim, first_pos, T, rope_.magnitude,
-              ws_.rope_cos.get(T * half), ws_.rope_sin.get(T * half));
-  for (int64_t i = 0; i < config_.num_hidden_layers; ++i)
-    decoder_block(weights_.layers[i], x, T, first_pos, cache.layer(i));
-  cache.advance(T);
+void Model::forward(std::span<const SequenceSlice> slices, float* hidden, float* logits) {
+  const int64_t T = begin_pass(slices), d = config_.hidden_size;
+  float* x = ws_.x.get(T * d);
+  embed(weights_.embed, ws_.tokens.data(), T, x);
+  position_tables(slices);
+  for (int64_t i = 0; i < config_.num_hidden_layers; ++i) decoder_block(weights_.layers[i], x, T, slices, i);
+  for (const SequenceSlice& s : slices) s.cache->advance(s.count);
 
   float* normed = hidden ? hidden : ws_.xn.get(T * d);
   rmsnorm(x, d, T, d, weights_.final_norm.data(), float(config_.rms_norm_eps), normed, d);
-  if (logits) head(weights_.head, normed, T, logits, logit_rows);
+  if (logits) head(weights_.head, slices, normed, logits);
 }
 
 void Model::forward_mtp(const int32_t* next_tokens, const float* hidden, int64_t T, KvCache& mtp_cache,
                         float* logits, int64_t logit_rows, float* hidden_out) {
+  const SequenceSlice slice{next_tokens, T, &mtp_cache, logit_rows, hidden};
+  forward_mtp(std::span(&slice, 1), logits, hidden_out);
+}
+
+void Model::forward_mtp(std::span<const SequenceSlice> slices, float* logits, float* hidden_out) {
   if (!weights_.mtp) fail("this model has no MTP module (num_nextn_predict_layers is 0)");
-  check_room(mtp_cache, T);
   const MtpWeights& m = *weights_.mtp;
-  const int64_t d = config_.hidden_size;
+  const int64_t T = begin_pass(slices), d = config_.hidden_size;
   const float eps = float(config_.rms_norm_eps);
-  const int64_t first_pos = mtp_cache.length();
 
   // Input: concat(enorm(E[next token]), hnorm(hidden)), embedding first (checkpoint.md).
+  float* hidden = ws_.mtp_hidden.get(T * d);
+  for (const SequenceSlice& s : slices) hidden = std::copy_n(s.hidden, s.count * d, hidden);
   float* concat = ws_.mtp_concat.get(T * 2 * d);
   float* embedded = ws_.xn.get(T * d);
-  embed(m.embed, next_tokens, T, embedded);
+  embed(m.embed, ws_.tokens.data(), T, embedded);
   rmsnorm(embedded, d, T, d, m.enorm.data(), eps, concat, 2 * d);
-  rmsnorm(hidden, d, T, d, m.hnorm.data(), eps, concat + d, 2 * d);
+  rmsnorm(ws_.mtp_hidden.get(T * d), d, T, d, m.hnorm.data(), eps, concat + d, 2 * d);
   float* x = ws_.x.get(T * d);
   matmul(m.eh_proj, concat, T, x, pool_);
 
-  const int64_t half = config_.qk_rope_head_dim / 2;
-  rope_tables(rope_.inv_freq.data(), config_.qk_rope_head_dim, first_pos, T, rope_.magnitude,
-              ws_.rope_cos.get(T * half), ws_.rope_sin.get(T * half));
-  decoder_block(m.block, x, T, first_pos, mtp_cache.layer(0));
-  mtp_cache.advance(T);
+  position_tables(slices);
+  decoder_block(m.block, x, T, slices, 0);
+  for (const SequenceSlice& s : slices) s.cache->advance(s.count);
 
   float* normed = hidden_out ? hidden_out : ws_.xn.get(T * d);
   rmsnorm(x, d, T, d, m.head_norm.data(), eps, normed, d);
-  if (logits) head(m.head, normed, T, logits, logit_rows);
+  if (logits) head(m.head, slices, normed, logits);
 }
 
-void Model::decoder_block(const LayerWeights& layer, float* x, int64_t T, int64_t first_pos, float* cache_rows) {
+void Model::decoder_block(const LayerWeights& layer, float* x, int64_t T, std::span<const SequenceSlice> slices,
+                          int64_t cache_layer) {
   const int64_t d = config_.hidden_size;
   const float eps = float(config_.rms_norm_eps);
   float* xn = ws_.xn.get(T * d);
   float* out = ws_.out.get(T * d);
 
   rmsnorm(x, d, T, d, layer.attn_norm.data(), eps, xn, d);
-  attention(layer.attn, xn, T, first_pos, cache_rows, out);
+  attention(layer.attn, xn, T, slices, cache_layer, out);
   for (int64_t i = 0; i < T * d; ++i) x[i] += out[i];
 
   rmsnorm(x, d, T, d, layer.ffn_norm.data(), eps, xn, d);

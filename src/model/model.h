@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 
 #include "base/thread_pool.h"
 #include "model/config.h"
@@ -16,6 +17,15 @@
 #include "model/workspace.h"
 
 namespace dsv3 {
+
+// One sequence's share of a batched pass: `count` tokens at positions cache->length()..
+struct SequenceSlice {
+  const int32_t* tokens;
+  int64_t count;
+  KvCache* cache;
+  int64_t logit_rows = -1;        // logits for the last logit_rows tokens; -1: all of them
+  const float* hidden = nullptr;  // MTP module only: [count][d] main-model hidden states
+};
 
 class Model {
  public:
@@ -35,6 +45,12 @@ class Model {
   void forward(const int32_t* tokens, int64_t T, KvCache& cache, float* hidden, float* logits,
                int64_t logit_rows = -1);
 
+  // Several sequences in one pass, each with its own cache: the weights are read once for
+  // all of them (batched decoding). Rows of hidden are the slices' tokens in order; rows of
+  // logits are each slice's last logit_rows tokens in order. Every token's results are
+  // bitwise those of running its sequence alone.
+  void forward(std::span<const SequenceSlice> slices, float* hidden, float* logits);
+
   // The MTP module on T positions: row i combines the main model's hidden state hidden[i]
   // with the embedding of next_tokens[i] (the token after it) and predicts the token after
   // that. Positions continue mtp_cache.length()..; logits as in forward. hidden_out
@@ -43,16 +59,23 @@ class Model {
   void forward_mtp(const int32_t* next_tokens, const float* hidden, int64_t T, KvCache& mtp_cache, float* logits,
                    int64_t logit_rows = -1, float* hidden_out = nullptr);
 
+  // The MTP module over several sequences (slice.tokens are the next tokens, slice.hidden
+  // the main model's hidden states, slice.cache the MTP caches); outputs as in forward.
+  void forward_mtp(std::span<const SequenceSlice> slices, float* logits, float* hidden_out = nullptr);
+
  private:
-  void head(const Matrix& head, const float* normed, int64_t T, float* logits, int64_t logit_rows);
+  // Checks the slices and gathers their tokens; returns the total token count.
+  int64_t begin_pass(std::span<const SequenceSlice> slices);
+  void position_tables(std::span<const SequenceSlice> slices);
+  void head(const Matrix& head, std::span<const SequenceSlice> slices, const float* normed, float* logits);
   void embed(const Matrix& table, const int32_t* tokens, int64_t T, float* out) const;
-  void decoder_block(const LayerWeights& layer, float* x, int64_t T, int64_t first_pos, float* cache_rows);
-  void attention(const AttentionWeights& w, const float* xn, int64_t T, int64_t first_pos, float* cache_rows,
-                 float* out);
+  void decoder_block(const LayerWeights& layer, float* x, int64_t T, std::span<const SequenceSlice> slices,
+                     int64_t cache_layer);
+  void attention(const AttentionWeights& w, const float* xn, int64_t T, std::span<const SequenceSlice> slices,
+                 int64_t cache_layer, float* out);
   void feed_forward(const LayerWeights& layer, const float* xn, int64_t T, float* out);
   void swiglu_ffn(const SwiGluWeights& w, const float* x, int64_t T, float* out);
   void moe(const MoeWeights& w, const float* xn, int64_t T, float* out);
-  void check_room(const KvCache& cache, int64_t T) const;
 
   ModelConfig config_;
   ModelWeights weights_;

@@ -20,6 +20,8 @@ class Buffer {
 };
 
 struct Workspace {
+  // the pass's token ids, gathered from its sequences
+  std::vector<int32_t> tokens;
   // residual stream, normalised input, sub-layer output
   Buffer x, xn, out;
   // rope tables for the positions of this pass
@@ -30,8 +32,10 @@ struct Workspace {
   Buffer gate, up, router, routing_scratch, expert_in, expert_out;
   std::vector<int32_t> expert_ids, token_order;
   std::vector<float> expert_weights;
-  // MTP input concat(enorm(embedding), hnorm(hidden))
-  Buffer mtp_concat;
+  // MTP input: the gathered main-model hidden states, concat(enorm(embedding), hnorm(hidden))
+  Buffer mtp_hidden, mtp_concat;
+  // the rows that get logits, gathered when not all do
+  Buffer head_in;
 };
 
 }  // namespace dsv3

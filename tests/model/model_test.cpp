@@ -97,6 +97,71 @@ TEST_P(ModelTest, ResultsDoNotDependOnThreadCount) {
   EXPECT_EQ(x.mtp_logits, y.mtp_logits);
 }
 
+// Continuous batching: sequences at different positions, each with its own cache, share
+// one pass; every row equals the sequence's own single-sequence results bit for bit.
+TEST_P(ModelTest, BatchedSequencesGiveTheirOwnResults) {
+  const std::string dir = write_tiny_model("batch_" + std::string(dtype_name(GetParam())), GetParam(),
+                                           preset_config("tiny"));
+  ThreadPool pool(2);
+  LoadedModel loaded = load_model(dir, pool);
+  Model& model = *loaded.model;
+  const int64_t d = model.config().hidden_size, V = model.config().vocab_size;
+  const std::vector<std::vector<int32_t>> sequences = {
+      kIds, {7, 8, 9, 10, 11}, {400, 3}, {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13}};
+  const std::vector<int64_t> cached = {4, 0, 1, 13};      // tokens run before the batched pass
+  const std::vector<int64_t> logit_rows = {-1, 1, -1, 1};  // -1: all rows
+  std::vector<KvCache> caches, mtp_caches;
+  std::vector<std::vector<float>> hidden;  // per sequence, [tokens][d]
+  std::vector<SequenceSlice> slices, mtp_slices;
+  for (size_t k = 0; k < sequences.size(); ++k) {
+    const int64_t T = static_cast<int64_t>(sequences[k].size()), p = cached[k];
+    caches.push_back(model.make_cache(T));
+    mtp_caches.push_back(model.make_mtp_cache(T));
+    hidden.emplace_back(T * d);
+    if (p > 0) model.forward(sequences[k].data(), p, caches[k], hidden[k].data(), nullptr);
+    if (p > 1) model.forward_mtp(sequences[k].data() + 1, hidden[k].data(), p - 1, mtp_caches[k], nullptr);
+  }
+  for (size_t k = 0; k < sequences.size(); ++k)
+    slices.push_back({sequences[k].data() + cached[k], static_cast<int64_t>(sequences[k].size()) - cached[k],
+                      &caches[k], logit_rows[k]});
+  std::vector<float> batch_hidden(kIds.size() * 4 * d), logits(kIds.size() * 4 * V);
+  model.forward(slices, batch_hidden.data(), logits.data());
+
+  // The MTP module over the same slices, shifted by one (its rows need the next token).
+  std::vector<float> mtp_logits(kIds.size() * 4 * V);
+  int64_t row = 0;
+  for (size_t k = 0; k < sequences.size(); ++k) {
+    const int64_t T = static_cast<int64_t>(sequences[k].size()), p = cached[k];
+    std::copy_n(&batch_hidden[row * d], (T - p) * d, &hidden[k][p * d]);
+    row += T - p;
+    const int64_t first = std::max<int64_t>(p - 1, 0);
+    mtp_slices.push_back({sequences[k].data() + first + 1, T - 1 - first, &mtp_caches[k], logit_rows[k],
+                          &hidden[k][first * d]});
+  }
+  model.forward_mtp(mtp_slices, mtp_logits.data());
+
+  int64_t logit_row = 0, mtp_row = 0;
+  for (size_t k = 0; k < sequences.size(); ++k) {
+    const Outputs alone = run(model, sequences[k]);
+    const int64_t T = static_cast<int64_t>(sequences[k].size());
+    const int64_t rows = logit_rows[k] < 0 ? T - cached[k] : 1;
+    EXPECT_TRUE(std::equal(&alone.logits[(T - rows) * V], &alone.logits[T * V], &logits[logit_row * V]))
+        << "sequence " << k;
+    const int64_t mtp_rows = logit_rows[k] < 0 ? mtp_slices[k].count : 1;
+    EXPECT_TRUE(std::equal(&alone.mtp_logits[(T - 1 - mtp_rows) * V], &alone.mtp_logits[(T - 1) * V],
+                           &mtp_logits[mtp_row * V]))
+        << "sequence " << k;
+    logit_row += rows;
+    mtp_row += mtp_rows;
+    EXPECT_EQ(caches[k].length(), T);
+    EXPECT_EQ(mtp_caches[k].length(), T - 1);
+  }
+  // A cache may appear only once in a pass.
+  KvCache fresh = model.make_cache(4);
+  const SequenceSlice twice_fresh[2] = {{kIds.data(), 1, &fresh}, {kIds.data(), 1, &fresh}};
+  EXPECT_THROW(model.forward(twice_fresh, nullptr, logits.data()), Error);
+}
+
 INSTANTIATE_TEST_SUITE_P(Dtypes, ModelTest, ::testing::Values(DType::BF16, DType::F8_E4M3),
                          [](const auto& param_info) { return std::string(dtype_name(param_info.param)); });
 
