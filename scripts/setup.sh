@@ -8,6 +8,7 @@ packages=(
   time bc                               # bench/ scripts
   nlohmann-json3-dev                    # JSON (config.json, safetensors headers)
   libcli11-dev                          # command-line parsing
+  libcpp-httplib-dev                    # HTTP server of dsv3 serve
   libpcre2-dev                          # Unicode regexes of the tokenizer's pre-tokenizer
   libgtest-dev libgmock-dev             # unit tests under CTest
   libbenchmark-dev                      # bench/
