@@ -58,21 +58,4 @@ uint16_t f32_to_f16(float f) {
   return sign | static_cast<uint16_t>((rounded - (112u << 23)) >> 13);
 }
 
-uint8_t f32_to_e4m3(float f) {
-  if (std::isnan(f)) return 0x7f;
-  uint8_t sign = std::signbit(f) ? 0x80 : 0x00;
-  float a = std::fabs(f);
-  if (a >= kE4M3Max) return sign | 0x7e;  // saturate to 448
-  // The positive codes 0x00..0x7e are monotonic in value: binary-search the pair that
-  // brackets a, then round to the nearer one, ties to the even code.
-  int lo = 0, hi = 0x7e;
-  while (hi - lo > 1) {
-    int mid = (lo + hi) / 2;
-    (kE4M3ToF32[mid] <= a ? lo : hi) = mid;
-  }
-  float dlo = a - kE4M3ToF32[lo], dhi = kE4M3ToF32[hi] - a;
-  int code = (dlo < dhi || (dlo == dhi && (lo % 2 == 0))) ? lo : hi;
-  return sign | static_cast<uint8_t>(code);
-}
-
 }  // namespace dsv3
