@@ -24,6 +24,8 @@ const TensorInfo& checked_tensor(const Checkpoint& ckpt, const std::string& name
   return t;
 }
 
+}  // namespace
+
 Matrix bind_matrix(const Checkpoint& ckpt, const std::string& name, int64_t rows, int64_t cols) {
   const TensorInfo& t = checked_tensor(ckpt, name, {rows, cols});
   Matrix m{t.dtype, rows, cols, t.data, nullptr, 0};
@@ -47,8 +49,6 @@ std::vector<float> bind_vector(const Checkpoint& ckpt, const std::string& name, 
   if (t.dtype == DType::F8_E4M3) fail("1-D tensor cannot be FP8 (", *t.file, ": ", name, ")");
   return decode_to_f32(Matrix{t.dtype, 1, n, t.data, nullptr, 0});
 }
-
-}  // namespace
 
 std::vector<WeightSlot> checkpoint_tensors(const ModelConfig& config) {
   ModelWeights unused;

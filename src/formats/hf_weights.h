@@ -46,6 +46,11 @@ std::vector<WeightSlot> checkpoint_tensors(const ModelConfig& config);
 // The returned views point into `checkpoint`, which must outlive them.
 ModelWeights bind_weights(const Checkpoint& checkpoint, const ModelConfig& config);
 
+// One 2-D tensor as a view (with its block scales when FP8), and one 1-D tensor decoded;
+// errors name the tensor and file when it is missing or its shape or scales do not fit.
+Matrix bind_matrix(const Checkpoint& checkpoint, const std::string& name, int64_t rows, int64_t cols);
+std::vector<float> bind_vector(const Checkpoint& checkpoint, const std::string& name, int64_t n);
+
 // ---------------------------------------------------------------------------------------
 
 namespace detail {

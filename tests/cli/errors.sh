@@ -55,6 +55,11 @@ expect_error empty_stop "stop string" "$dsv3" generate -m "$work/tiny" -p "hello
 expect_error bench_past_context "context" "$dsv3" bench -m "$work/tiny" -p 1000 -n 100
 expect_error bad_balance "--balance" "$dsv3" train --data "$work/tiny/config.json" --out "$work/run" --balance bogus
 
+expect_error convert_into_model "not an empty directory" "$dsv3" convert -m "$work/tiny" -o "$work/tiny" --to bf16
+expect_error convert_unknown_target "--to" "$dsv3" convert -m "$work/tiny" -o "$work/c1" --to int4
+expect_error convert_missing_model "not found" "$dsv3" convert -m "$work/nope" -o "$work/c2" --to fp8
+expect_error convert_truncated "model.safetensors" "$dsv3" convert -m "$work/truncated" -o "$work/c3" --to fp8
+
 "$dsv3" logits --help >/dev/null || { echo "FAIL help"; failures=$((failures + 1)); }
 echo "$passed passed, $failures failed"
 [[ $failures -eq 0 ]]

@@ -89,10 +89,12 @@ def bf16_decode(bits):
     return u.view(np.float32).astype(np.float64)
 
 
-def fp8_quantize_blocks(w, block=128):
+def fp8_quantize_blocks(w, block=128, divide_in_float32=False):
     """Block-wise FP8 quantisation of a 2-D weight: scale_inv[i][j] =
     amax(block)/448 (zero-padded partial blocks simply have fewer entries),
-    stored as F32; codes = e4m3(w / scale_inv).  Returns (codes, scale_inv)."""
+    stored as F32; codes = e4m3(w / scale_inv), the quotient exact or, with
+    divide_in_float32, rounded to FP32 first as GPU kernels compute it.
+    Returns (codes, scale_inv)."""
     rows, cols = w.shape
     br, bc = -(-rows // block), -(-cols // block)
     scale = np.empty((br, bc), dtype=np.float32)
@@ -103,8 +105,8 @@ def fp8_quantize_blocks(w, block=128):
             amax = float(np.max(np.abs(blk))) if blk.size else 0.0
             s = np.float32(amax / E4M3_MAX) if amax > 0 else np.float32(1.0)
             scale[i, j] = s
-            codes[i * block:(i + 1) * block, j * block:(j + 1) * block] = \
-                e4m3_encode(blk / float(s))
+            q = (np.float32(blk) / s) if divide_in_float32 else blk / float(s)
+            codes[i * block:(i + 1) * block, j * block:(j + 1) * block] = e4m3_encode(q)
     return codes, scale
 
 
