@@ -4,26 +4,48 @@
 #include <cmath>
 
 #include "tensor/dtype.h"
-#include "tensor/matrix.h"
 
 namespace dsv3 {
 
-void quantize_fp8_blocks(const float* w, int64_t rows, int64_t cols, uint8_t* q, float* scale_inv) {
-  const int64_t B = kFp8BlockSize;
-  const int64_t block_cols = (cols + B - 1) / B;
-  for (int64_t br = 0; br * B < rows; ++br) {
-    for (int64_t bc = 0; bc < block_cols; ++bc) {
-      const int64_t r0 = br * B, r1 = std::min(rows, r0 + B);
-      const int64_t c0 = bc * B, c1 = std::min(cols, c0 + B);
+namespace {
+constexpr int64_t kGroupCols = 128;
+}
+
+void quantize_fp8(const float* x, int64_t rows, int64_t cols, int64_t rows_per_scale, uint8_t* q, float* scales) {
+  const int64_t R = rows_per_scale, C = kGroupCols;
+  const int64_t group_cols = (cols + C - 1) / C;
+  for (int64_t gr = 0; gr * R < rows; ++gr) {
+    for (int64_t gc = 0; gc < group_cols; ++gc) {
+      const int64_t r0 = gr * R, r1 = std::min(rows, r0 + R);
+      const int64_t c0 = gc * C, c1 = std::min(cols, c0 + C);
       float amax = 0.0f;
       for (int64_t r = r0; r < r1; ++r)
-        for (int64_t c = c0; c < c1; ++c) amax = std::max(amax, std::fabs(w[r * cols + c]));
+        for (int64_t c = c0; c < c1; ++c) amax = std::max(amax, std::fabs(x[r * cols + c]));
       const float scale = amax > 0.0f ? amax / kE4M3Max : 1.0f;
-      scale_inv[br * block_cols + bc] = scale;
+      scales[gr * group_cols + gc] = scale;
       for (int64_t r = r0; r < r1; ++r)
-        for (int64_t c = c0; c < c1; ++c) q[r * cols + c] = f32_to_e4m3(w[r * cols + c] / scale);
+        for (int64_t c = c0; c < c1; ++c) q[r * cols + c] = f32_to_e4m3(x[r * cols + c] / scale);
     }
   }
+}
+
+void Fp8Tensor::quantize(const float* x, int64_t n_rows, int64_t n_cols, int64_t group_rows) {
+  rows = n_rows;
+  cols = n_cols;
+  rows_per_scale = group_rows;
+  codes.resize(static_cast<size_t>(rows * cols));
+  scales.resize(static_cast<size_t>(((rows + group_rows - 1) / group_rows) * ((cols + kGroupCols - 1) / kGroupCols)));
+  quantize_fp8(x, rows, cols, rows_per_scale, codes.data(), scales.data());
+}
+
+std::vector<float> Fp8Tensor::dequantize() const {
+  std::vector<float> out(codes.size());
+  const int64_t group_cols = (cols + kGroupCols - 1) / kGroupCols;
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < cols; ++c)
+      out[static_cast<size_t>(r * cols + c)] = e4m3_to_f32(codes[static_cast<size_t>(r * cols + c)]) *
+                                               scales[static_cast<size_t>((r / rows_per_scale) * group_cols + c / kGroupCols)];
+  return out;
 }
 
 }  // namespace dsv3
