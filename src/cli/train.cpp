@@ -31,6 +31,10 @@ void add_train_command(CLI::App& app) {
   cmd->add_option("--aux-alpha", o->aux_alpha, "Weight of the balance loss with aux-loss")->capture_default_str();
   cmd->add_option("--gamma", o->gamma, "Bias update speed of aux-free balancing")->capture_default_str();
   cmd->add_flag("--bf16-moments", o->bf16_moments, "Keep the AdamW moments in BF16");
+  cmd->add_option("--precision", o->precision,
+                  "GEMM inputs of the projections: fp32, bf16 (baseline) or fp8 (the report's recipe: E4M3 tiles "
+                  "and blocks, FP32 promotion every 128 products); bf16 and fp8 keep BF16 moments")
+      ->capture_default_str();
   cmd->add_option("--eval-every", o->eval_every, "Validation loss every N steps (0: never)")->capture_default_str();
   cmd->add_option("--save-every", o->save_every, "Checkpoint every N steps (and at the end)")->capture_default_str();
   cmd->add_option("--keep", o->keep, "Checkpoints to keep (the newest)")->capture_default_str();

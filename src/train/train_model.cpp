@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <type_traits>
 
 #include "base/error.h"
 #include "kernels/cpu/causal_attention.h"
@@ -63,6 +64,35 @@ template <typename T>
 TrainModel<T>::TrainModel(ModelConfig config, ThreadPool& pool)
     : config_(std::move(config)), pool_(pool), rope_(rope_params(config_)) {}
 
+// ---- Projections: the linear layers whose GEMMs run at the chosen precision -----------
+
+template <typename T>
+void TrainModel<T>::set_projection_precision(GemmPrecision precision) {
+  if constexpr (!std::is_same_v<T, float>) {
+    if (precision != GemmPrecision::kF32) fail("lower-precision projections need FP32 training");
+  }
+  projection_precision_ = precision;
+}
+
+template <typename T>
+void TrainModel<T>::project(const T* x, const T* W, int64_t n, int64_t in, int64_t out, T* y) {
+  if constexpr (std::is_same_v<T, float>) {
+    quantized_linear(projection_precision_, x, W, n, in, out, y, pool_);
+  } else {
+    linear(x, W, n, in, out, y, pool_);
+  }
+}
+
+template <typename T>
+void TrainModel<T>::project_backward(const T* x, const T* W, const T* dy, int64_t n, int64_t in, int64_t out, T* dx,
+                                     T* dW) {
+  if constexpr (std::is_same_v<T, float>) {
+    quantized_linear_backward(projection_precision_, x, W, dy, n, in, out, dx, dW, pool_);
+  } else {
+    linear_backward(x, W, dy, n, in, out, dx, dW, pool_);
+  }
+}
+
 // ---- SwiGLU feed-forward -------------------------------------------------------------
 
 template <typename T>
@@ -73,20 +103,20 @@ void TrainModel<T>::swiglu_forward(const SwiGlu& w, const T* x, int64_t n, SwiGl
   c.gate.resize(static_cast<size_t>(n * width));
   c.up.resize(c.gate.size());
   c.h.resize(c.gate.size());
-  linear(x, w.gate.data, n, d, width, c.gate.data(), pool_);
-  linear(x, w.up.data, n, d, width, c.up.data(), pool_);
+  project(x, w.gate.data, n, d, width, c.gate.data());
+  project(x, w.up.data, n, d, width, c.up.data());
   swiglu(c.gate.data(), c.up.data(), n * width, c.h.data());
-  linear(c.h.data(), w.down.data, n, width, d, out, pool_);
+  project(c.h.data(), w.down.data, n, width, d, out);
 }
 
 template <typename T>
 void TrainModel<T>::swiglu_backward(const SwiGlu& w, const SwiGluCache& c, const T* dout, T* dx, SwiGlu& g) {
   const int64_t d = config_.hidden_size, width = w.gate.rows, n = c.rows;
   Buf<T> dh(static_cast<size_t>(n * width)), dgate(dh.size()), dup(dh.size()), dx_up(static_cast<size_t>(n * d));
-  linear_backward(c.h.data(), w.down.data, dout, n, width, d, dh.data(), g.down.data, pool_);
+  project_backward(c.h.data(), w.down.data, dout, n, width, d, dh.data(), g.down.data);
   dsv3::swiglu_backward(c.gate.data(), c.up.data(), dh.data(), n * width, dgate.data(), dup.data());
-  linear_backward(c.x.data(), w.gate.data, dgate.data(), n, d, width, dx, g.gate.data, pool_);
-  linear_backward(c.x.data(), w.up.data, dup.data(), n, d, width, dx_up.data(), g.up.data, pool_);
+  project_backward(c.x.data(), w.gate.data, dgate.data(), n, d, width, dx, g.gate.data);
+  project_backward(c.x.data(), w.up.data, dup.data(), n, d, width, dx_up.data(), g.up.data);
   add_into(dx, dx_up.data(), n * d);
 }
 
@@ -246,23 +276,23 @@ void TrainModel<T>::attention_forward(const Attention& a, const T* xn, int64_t n
     const int64_t rq = cfg.q_lora_rank;
     c.q_a.resize(static_cast<size_t>(n * rq));
     c.q_a_normed.resize(c.q_a.size());
-    linear(xn, a.q_a.data, n, d, rq, c.q_a.data(), pool_);
+    project(xn, a.q_a.data, n, d, rq, c.q_a.data());
     rmsnorm(c.q_a.data(), rq, n, rq, a.q_a_norm.data, eps, c.q_a_normed.data(), rq);
-    linear(c.q_a_normed.data(), a.q_b.data, n, rq, H * qk, c.q.data(), pool_);
+    project(c.q_a_normed.data(), a.q_b.data, n, rq, H * qk, c.q.data());
   } else {
-    linear(xn, a.q.data, n, d, H * qk, c.q.data(), pool_);
+    project(xn, a.q.data, n, d, H * qk, c.q.data());
   }
   for (int64_t t = 0; t < n; ++t)
     for (int64_t h = 0; h < H; ++h) rope_apply(&c.q[(t * H + h) * qk + nope], rope, &cos_[t * half], &sin_[t * half]);
 
   c.kv.resize(static_cast<size_t>(n * (R + rope)));
-  linear(xn, a.kv_a.data, n, d, R + rope, c.kv.data(), pool_);
+  project(xn, a.kv_a.data, n, d, R + rope, c.kv.data());
   c.latent_raw.resize(static_cast<size_t>(n * R));
   c.latent.resize(c.latent_raw.size());
   for (int64_t t = 0; t < n; ++t) std::copy_n(&c.kv[t * (R + rope)], R, &c.latent_raw[t * R]);
   rmsnorm(c.latent_raw.data(), R, n, R, a.kv_a_norm.data, eps, c.latent.data(), R);
   c.kv_b.resize(static_cast<size_t>(n * H * (nope + vd)));
-  linear(c.latent.data(), a.kv_b.data, n, R, H * (nope + vd), c.kv_b.data(), pool_);
+  project(c.latent.data(), a.kv_b.data, n, R, H * (nope + vd), c.kv_b.data());
 
   // Per-head keys [k_nope | shared rotated k_pe].
   c.keys.resize(static_cast<size_t>(n * H * qk));
@@ -281,7 +311,7 @@ void TrainModel<T>::attention_forward(const Attention& a, const T* xn, int64_t n
     causal_attention_head(&c.q[h * qk], &c.keys[h * qk], &c.kv_b[h * (nope + vd) + nope], H * qk, H * (nope + vd), n,
                           qk, vd, static_cast<T>(rope_.softmax_scale), &c.probs[h * n * n], &c.o[h * vd], H * vd);
   });
-  linear(c.o.data(), a.o.data, n, H * vd, d, out, pool_);
+  project(c.o.data(), a.o.data, n, H * vd, d, out);
 }
 
 template <typename T>
@@ -294,7 +324,7 @@ void TrainModel<T>::attention_backward(const Attention& a, const BlockCache& c, 
   const T eps = static_cast<T>(cfg.rms_norm_eps);
 
   Buf<T> d_o(c.o.size()), dq(c.q.size()), dkeys(c.keys.size()), dkv_b = zeros<T>(n * H * (nope + vd));
-  linear_backward(c.o.data(), a.o.data, dout, n, H * vd, d, d_o.data(), g.o.data, pool_);
+  project_backward(c.o.data(), a.o.data, dout, n, H * vd, d, d_o.data(), g.o.data);
   pool_.parallel_for(static_cast<size_t>(H), [&](size_t hi) {
     const int64_t h = static_cast<int64_t>(hi);
     causal_attention_head_backward(&c.q[h * qk], &c.keys[h * qk], &c.kv_b[h * (nope + vd) + nope], H * qk,
@@ -314,22 +344,22 @@ void TrainModel<T>::attention_backward(const Attention& a, const BlockCache& c, 
     rope_apply_backward(dk_pe, rope, &cos_[t * half], &sin_[t * half]);
   }
   Buf<T> dlatent(static_cast<size_t>(n * R)), dlatent_raw(dlatent.size());
-  linear_backward(c.latent.data(), a.kv_b.data, dkv_b.data(), n, R, H * (nope + vd), dlatent.data(), g.kv_b.data,
-                  pool_);
+  project_backward(c.latent.data(), a.kv_b.data, dkv_b.data(), n, R, H * (nope + vd), dlatent.data(),
+                   g.kv_b.data);
   rmsnorm_backward(c.latent_raw.data(), dlatent.data(), n, R, a.kv_a_norm.data, eps, dlatent_raw.data(),
                    g.kv_a_norm.data);
   for (int64_t t = 0; t < n; ++t) std::copy_n(&dlatent_raw[t * R], R, &dkv[t * (R + rope)]);
-  linear_backward(c.xn1.data(), a.kv_a.data, dkv.data(), n, d, R + rope, dxn, g.kv_a.data, pool_);
+  project_backward(c.xn1.data(), a.kv_a.data, dkv.data(), n, d, R + rope, dxn, g.kv_a.data);
 
   Buf<T> dx_q(static_cast<size_t>(n * d));
   if (cfg.q_lora_rank > 0) {
     const int64_t rq = cfg.q_lora_rank;
     Buf<T> dq_a_normed(c.q_a.size()), dq_a(c.q_a.size());
-    linear_backward(c.q_a_normed.data(), a.q_b.data, dq.data(), n, rq, H * qk, dq_a_normed.data(), g.q_b.data, pool_);
+    project_backward(c.q_a_normed.data(), a.q_b.data, dq.data(), n, rq, H * qk, dq_a_normed.data(), g.q_b.data);
     rmsnorm_backward(c.q_a.data(), dq_a_normed.data(), n, rq, a.q_a_norm.data, eps, dq_a.data(), g.q_a_norm.data);
-    linear_backward(c.xn1.data(), a.q_a.data, dq_a.data(), n, d, rq, dx_q.data(), g.q_a.data, pool_);
+    project_backward(c.xn1.data(), a.q_a.data, dq_a.data(), n, d, rq, dx_q.data(), g.q_a.data);
   } else {
-    linear_backward(c.xn1.data(), a.q.data, dq.data(), n, d, H * qk, dx_q.data(), g.q.data, pool_);
+    project_backward(c.xn1.data(), a.q.data, dq.data(), n, d, H * qk, dx_q.data(), g.q.data);
   }
   add_into(dxn, dx_q.data(), n * d);
 }

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "base/thread_pool.h"
+#include "kernels/cpu/quantized_linear.h"
 #include "model/config.h"
 #include "model/rope.h"
 #include "train/parameters.h"
@@ -41,6 +42,11 @@ class TrainModel {
   Losses run(const TrainWeights<T>& w, const int32_t* tokens, int64_t count, double mtp_weight,
              TrainWeights<T>* grads, std::vector<int64_t>* expert_counts = nullptr);
 
+  // The precision of the projections' GEMM inputs (attention and feed-forward linear
+  // layers; the embedding, heads, router and attention core stay FP32): kF32 (default),
+  // kBF16 or kFP8, the report's recipe (kernels/cpu/quantized_linear.h). FP32 training only.
+  void set_projection_precision(GemmPrecision precision);
+
   const ModelConfig& config() const { return config_; }
 
  private:
@@ -52,6 +58,8 @@ class TrainModel {
   using Moe = BasicMoeWeights<DenseMatrix<T>, DenseVector<T>>;
   using Attention = BasicAttentionWeights<DenseMatrix<T>, DenseVector<T>>;
 
+  void project(const T* x, const T* W, int64_t n, int64_t in, int64_t out, T* y);
+  void project_backward(const T* x, const T* W, const T* dy, int64_t n, int64_t in, int64_t out, T* dx, T* dW);
   void block_forward(const Layer& l, const T* x_in, int64_t n, BlockCache& cache, T* x_out, int64_t* counts);
   void block_backward(const Layer& l, const BlockCache& cache, int64_t n, const T* dx_out, T* dx_in, Layer& g);
   void attention_forward(const Attention& a, const T* xn, int64_t n, BlockCache& cache, T* out);
@@ -67,6 +75,7 @@ class TrainModel {
   ThreadPool& pool_;
   RopeParams rope_;
   double balance_alpha_ = 0;
+  GemmPrecision projection_precision_ = GemmPrecision::kF32;
   double balance_total_ = 0;  // accumulated over the MoE layers of one run()
   std::vector<T> cos_, sin_;  // rope tables for positions 0..count-1
 };

@@ -170,6 +170,7 @@ double max_violation(const int64_t* counts, int64_t experts) {
 std::string train(const TrainOptions& o) {
   if (o.balance != "aux-free" && o.balance != "aux-loss" && o.balance != "none")
     fail("--balance must be aux-free, aux-loss or none, got ", o.balance);
+  const GemmPrecision precision = gemm_precision_from_name(o.precision, "--precision");
   if (o.batch < 1 || o.seq_len < 2 || o.steps < 0) fail("--batch must be >= 1, --seq-len >= 2, --steps >= 0");
   fs::create_directories(o.out);
   ModelConfig config = o.config.empty() ? preset_config("small") : read_model_config(o.config);
@@ -204,12 +205,13 @@ std::string train(const TrainOptions& o) {
     }
   }
   AdamWOptions adam_options;
-  adam_options.bf16_moments = o.bf16_moments;
+  adam_options.bf16_moments = o.bf16_moments || precision != GemmPrecision::kF32;
   AdamW adam(decay, adam_options);
   int64_t step = o.resume ? load_checkpoint(o, layout, params, adam) : 0;
 
   TrainModel<float> model(config, pool);
   model.set_balance_alpha(o.balance == "aux-free" ? o.seq_alpha : o.balance == "aux-loss" ? o.aux_alpha : 0.0);
+  model.set_projection_precision(precision);
   const TrainWeights<float> w = layout.views(params.data());
   TrainWeights<float> g = layout.views(grads.data());
   const fs::path log_path = fs::path(o.out) / "metrics.jsonl";
@@ -228,10 +230,12 @@ std::string train(const TrainOptions& o) {
   write_json(fs::path(o.out) / "run.json", {{"data", o.data}, {"steps", o.steps}, {"batch", o.batch},
                                            {"seq_len", o.seq_len}, {"seed", o.seed}, {"lr", o.lr},
                                            {"balance", o.balance}, {"mtp_weight", o.mtp_weight},
+                                           {"precision", o.precision},
                                            {"tokens", tokens.size()}, {"threads", pool.size()}});
-  std::fprintf(stderr, "train: %zu tokens (%lld held out), %lld steps of %lld x %lld tokens, %zu threads -> %s\n",
+  std::fprintf(stderr,
+               "train: %zu tokens (%lld held out), %lld steps of %lld x %lld tokens, %s projections, %zu threads -> %s\n",
                tokens.size(), (long long)held_out, (long long)o.steps, (long long)o.batch, (long long)o.seq_len,
-               pool.size(), o.out.c_str());
+               o.precision.c_str(), pool.size(), o.out.c_str());
 
   const auto start = std::chrono::steady_clock::now();
   auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(); };

@@ -38,6 +38,10 @@ struct TrainOptions {
   // default lr (3e-3) the router moves ~10x faster per step and the bias must keep up.
   double gamma = 0.01;
   bool bf16_moments = false;
+  // The projections' GEMM inputs: fp32 (default), bf16 (the report's baseline) or fp8 (its
+  // recipe: E4M3 in 1x128 tiles / 128x128 blocks, promoted every 128 products). bf16 and
+  // fp8 keep the AdamW moments in BF16, as the recipe does.
+  std::string precision = "fp32";
   int64_t eval_every = 50;        // validation loss every N steps
   int64_t save_every = 100;
   int64_t keep = 2;               // checkpoints kept (the newest)
