@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# FP8 mixed-precision training against the BF16 baseline, as the report compares them:
+# the same data (the KJV), seed and steps on the default quickstart-size model, once with
+# --precision bf16 (BF16 GEMM inputs, FP32 accumulation) and once with --precision fp8 (the
+# recipe); prints the relative difference of the final and of the smoothed training loss
+# (target < 0.25 %) and of the final validation loss, and plots both curves to
+# runs/bench/fp8/loss.png. Then decode tokens/s of a generated ~0.5B checkpoint with FP8
+# weights against the same model in BF16 (dsv3 bench, no speculation).
+#   bench/fp8.sh [STEPS] [BATCH]      (default 1000 steps of 8 x 128 tokens)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+steps=${1:-1000}
+batch=${2:-8}
+cmake -S . -B build >/dev/null
+cmake --build build -j"$(nproc)" --target dsv3 >/dev/null
+out=runs/bench/fp8
+mkdir -p $out/data
+[ -f $out/data/kjv.txt ] || bible 'Gen1:1-Rev22:21' >$out/data/kjv.txt
+[ -f $out/tokenizer/tokenizer.json ] || ./build/dsv3 tokenizer-train --data $out/data --vocab-size 8192 -o $out/tokenizer
+for precision in bf16 fp8; do
+  [ -f $out/$precision/latest/config.json ] && continue
+  ./build/dsv3 train --data $out/data --tokenizer $out/tokenizer --steps "$steps" --batch "$batch" --seq-len 128 \
+    --eval-every "$steps" --save-every 0 --seed 1 --precision $precision --out $out/$precision 2>$out/$precision.log
+done
+
+/usr/bin/python3 - $out <<'PY'
+import json, sys
+out = sys.argv[1]
+logs = {p: [json.loads(l) for l in open("%s/%s/metrics.jsonl" % (out, p))] for p in ("bf16", "fp8")}
+window = 50
+def smoothed(log):  # mean of the last `window` steps
+    return sum(r["loss"] for r in log[-window:]) / len(log[-window:])
+b, f = logs["bf16"], logs["fp8"]
+rel = lambda x, y: abs(x - y) / y
+print("%d steps each, same data, seed and batches" % len(b))
+print("%-34s %10s %10s %10s" % ("", "bf16", "fp8", "rel diff"))
+print("%-34s %10.4f %10.4f %9.3f%%" % ("final training loss", b[-1]["loss"], f[-1]["loss"], 100 * rel(f[-1]["loss"], b[-1]["loss"])))
+print("%-34s %10.4f %10.4f %9.3f%%" % ("training loss, mean of last %d" % window, smoothed(b), smoothed(f), 100 * rel(smoothed(f), smoothed(b))))
+if "val_loss" in b[-1] and "val_loss" in f[-1]:
+    print("%-34s %10.4f %10.4f %9.3f%%" % ("validation loss", b[-1]["val_loss"], f[-1]["val_loss"], 100 * rel(f[-1]["val_loss"], b[-1]["val_loss"])))
+print("%-34s %10.0f %10.0f" % ("tokens/s (mean)", sum(r["tokens_per_s"] for r in b) / len(b), sum(r["tokens_per_s"] for r in f) / len(f)))
+for p, log in logs.items():
+    with open("%s/%s.dat" % (out, p), "w") as fh:
+        for i in range(len(log)):
+            w = log[max(0, i - 19):i + 1]
+            fh.write("%d %g %g\n" % (log[i]["step"], log[i]["loss"], sum(r["loss"] for r in w) / len(w)))
+PY
+gnuplot <<GP
+set terminal pngcairo size 1000,500
+set output "$out/loss.png"
+set title "training loss, BF16 vs FP8 (20-step mean)"; set xlabel "step"; set logscale y
+plot "$out/bf16.dat" using 1:3 with lines title "bf16", "$out/fp8.dat" using 1:3 with lines title "fp8"
+GP
+echo "plot: $out/loss.png"
+
+# Decoding: weights read per token dominate, FP8 holds half the bytes of BF16.
+for dtype in bf16 fp8; do
+  model=runs/bench/model-0.5b-$dtype
+  [ -f $model/config.json ] || ./build/dsv3 init --preset 0.5b --dtype $dtype --out $model 2>/dev/null
+  ./build/dsv3 bench -m $model -p 32 -n 32 --repeats 3 --speculative none --json >$out/decode-$dtype.json
+done
+/usr/bin/python3 - $out <<'PY'
+import json, sys
+b, f = (json.load(open("%s/decode-%s.json" % (sys.argv[1], d))) for d in ("bf16", "fp8"))
+print("decode, 0.5B preset, no speculation: bf16 %.1f tok/s, fp8 %.1f tok/s (%.2fx); prefill %.1f vs %.1f tok/s"
+      % (b["decode_tok_s"], f["decode_tok_s"], f["decode_tok_s"] / b["decode_tok_s"], b["prefill_tok_s"], f["prefill_tok_s"]))
+PY
