@@ -1,6 +1,7 @@
 #include "serve/http_server.h"
 
 #include <httplib.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 #include <atomic>
@@ -44,6 +45,7 @@ struct HttpServer::Impl {
   httplib::Server server;
   std::mutex tokenizer_mutex;  // encoding fills the tokenizer's word cache
   std::atomic<int64_t> next_id{1}, open_streams{0};
+  int listen_socket = -1;
 };
 
 HttpServer::HttpServer(Engine& engine, Tokenizer& tokenizer, const std::string& model_dir, HttpOptions options)
@@ -58,6 +60,9 @@ int HttpServer::bind() {
   const int port = s.options.port == 0 ? s.server.bind_to_any_port(s.options.host)
                                        : (s.server.bind_to_port(s.options.host, s.options.port) ? s.options.port : -1);
   if (port < 0) fail("cannot listen on ", s.options.host, ":", s.options.port, " (in use, or not an address here)");
+  // The library listens with a backlog of 5: a burst of new clients beyond that would wait
+  // for a SYN retry (a second or more). Listening again on the socket raises the backlog.
+  if (s.listen_socket >= 0) ::listen(s.listen_socket, SOMAXCONN);
   return port;
 }
 
@@ -75,6 +80,13 @@ void HttpServer::Impl::routes() {
   const int threads = options.handler_threads;
   server.new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<size_t>(threads)); };
   server.set_payload_max_length(options.max_body_bytes);
+  // SO_REUSEADDR (a restarted server can bind at once) but not the library's default
+  // SO_REUSEPORT, which would let a second server share the port instead of failing.
+  server.set_socket_options([this](socket_t socket) {
+    const int yes = 1;
+    setsockopt(socket, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+    listen_socket = socket;
+  });
 
   // Every /v1 route needs the key when one is set; /health does not.
   server.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {

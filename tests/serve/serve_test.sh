@@ -63,6 +63,12 @@ single_url="http://127.0.0.1:$port"
 trap 'kill $main_pid $single_pid 2>/dev/null || true' EXIT
 
 status=0
+# A second server on a port in use is an error, not a silent sharing of the port.
+if "$dsv3" serve -m "$model" --port "${main_url##*:}" 2>"$work/second.log"; then
+  echo "FAIL: a second server started on a port in use"; status=1
+elif ! grep -q "dsv3: error: cannot listen" "$work/second.log"; then
+  echo "FAIL: second server's error:"; cat "$work/second.log"; status=1
+fi
 node "$here/client_test.mjs" "$main_url" test-key "$single_url" "$work/expected.json" || status=1
 
 # SIGTERM with streams in flight: each ends with an error event, the server exits 0 soon.
