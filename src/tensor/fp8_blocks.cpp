@@ -23,8 +23,11 @@ void quantize_fp8(const float* x, int64_t rows, int64_t cols, int64_t rows_per_s
         for (int64_t c = c0; c < c1; ++c) amax = std::max(amax, std::fabs(x[r * cols + c]));
       const float scale = amax > 0.0f ? amax / kE4M3Max : 1.0f;
       scales[gr * group_cols + gc] = scale;
-      for (int64_t r = r0; r < r1; ++r)
-        for (int64_t c = c0; c < c1; ++c) q[r * cols + c] = f32_to_e4m3(x[r * cols + c] / scale);
+      float quotients[kGroupCols];
+      for (int64_t r = r0; r < r1; ++r) {
+        for (int64_t c = c0; c < c1; ++c) quotients[c - c0] = x[r * cols + c] / scale;
+        encode_e4m3(quotients, q + r * cols + c0, static_cast<size_t>(c1 - c0));
+      }
     }
   }
 }
