@@ -1,7 +1,5 @@
 #include "serve/engine.h"
 
-#include <cstdio>
-
 #include "base/error.h"
 
 namespace dsv3::serve {
@@ -87,7 +85,12 @@ void Engine::admit() {
       continue;
     }
     Job* j = job.get();
-    j->slot_ = batch_.start(j->prompt_, j->options_, j->sampler_, [j](int32_t token) { return j->on_token(token); });
+    try {
+      j->slot_ = batch_.start(j->prompt_, j->options_, j->sampler_, [j](int32_t token) { return j->on_token(token); });
+    } catch (const std::exception& e) {  // the HTTP side checks requests first: not expected
+      j->end(FinishReason::kCancelled, 0, std::string("the request could not start: ") + e.what());
+      continue;
+    }
     active_[static_cast<size_t>(j->slot_)] = std::move(job);
     ++busy_;
   }
@@ -98,11 +101,7 @@ void Engine::run() {
   while (true) {
     work_.wait(lock, [&] { return stopping_ || !queue_.empty() || busy_ > 0; });
     if (stopping_) break;
-    try {
-      admit();
-    } catch (const std::exception& e) {  // the HTTP side checked the request: not expected
-      std::fprintf(stderr, "dsv3 serve: a request could not start: %s\n", e.what());
-    }
+    admit();
     lock.unlock();
     // Only this thread touches the generator and the active jobs.
     std::string failure;

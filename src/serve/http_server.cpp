@@ -156,6 +156,10 @@ void HttpServer::Impl::completion(Endpoint endpoint, const httplib::Request& req
     std::vector<int32_t> ids = prompt_ids(r);
     const int64_t n = static_cast<int64_t>(ids.size()), context = engine.context();
     if (n == 0) throw ApiError(400, "the prompt is empty", prompt_field);
+    for (int32_t id : ids)
+      if (id >= engine.vocab_size())
+        throw ApiError(400, "the tokenizer gave token id " + std::to_string(id) + ", outside the model's vocabulary of " +
+                                std::to_string(engine.vocab_size()), prompt_field);
     const int64_t room = context - n;
     const int64_t max_new = r.max_tokens ? *r.max_tokens : chat ? room : std::min<int64_t>(16, room);
     if (room < 1 || n + max_new > context)
