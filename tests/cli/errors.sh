@@ -60,6 +60,11 @@ expect_error convert_unknown_target "--to" "$dsv3" convert -m "$work/tiny" -o "$
 expect_error convert_missing_model "not found" "$dsv3" convert -m "$work/nope" -o "$work/c2" --to fp8
 expect_error convert_truncated "model.safetensors" "$dsv3" convert -m "$work/truncated" -o "$work/c3" --to fp8
 
+expect_error serve_missing_model "model directory not found" "$dsv3" serve -m "$work/nope" --port 0
+mkdir -p "$work/no_tokenizer" && cp "$work/tiny/config.json" "$work/tiny/model.safetensors" "$work/no_tokenizer/"
+expect_error serve_no_tokenizer "tokenizer.json" timeout 20 "$dsv3" serve -m "$work/no_tokenizer" --port 0
+expect_error serve_bad_port "--port" "$dsv3" serve -m "$work/tiny" --port 70000
+
 "$dsv3" logits --help >/dev/null || { echo "FAIL help"; failures=$((failures + 1)); }
 echo "$passed passed, $failures failed"
 [[ $failures -eq 0 ]]
