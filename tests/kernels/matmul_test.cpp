@@ -118,6 +118,25 @@ TEST_P(MatmulTest, ResultDoesNotDependOnThreadCount) {
   EXPECT_EQ(std::memcmp(y1.data(), y2.data(), y1.size() * sizeof(float)), 0);
 }
 
+// A token's result does not depend on how many tokens share the product: passes of 1-4
+// tokens decode the weights in registers, larger ones through a tile, and the two give the
+// same bits (odd sizes, several 512-column tiles, a row slice that starts mid FP8 block).
+TEST_P(MatmulTest, FewTokensAndManyTokensGiveTheSameBits) {
+  ThreadPool pool(2);
+  StoredMatrix m = make_matrix(GetParam(), 300, 1100, 8);
+  for (const Matrix& w : {m.view, m.view.row_slice(133, 150)}) {
+    const int64_t T = 11;
+    std::vector<float> x = random_input(T * w.cols, 6);
+    std::vector<float> all(static_cast<size_t>(T * w.rows)), part(all.size());
+    matmul(w, x.data(), T, all.data(), pool);
+    for (int64_t chunk : {1, 2, 3, 4}) {
+      for (int64_t t = 0; t < T; t += chunk)
+        matmul(w, x.data() + t * w.cols, std::min(chunk, T - t), part.data() + t * w.rows, pool);
+      EXPECT_EQ(std::memcmp(all.data(), part.data(), all.size() * sizeof(float)), 0) << "passes of " << chunk;
+    }
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(AllDtypes, MatmulTest,
                          ::testing::Values(DType::F32, DType::BF16, DType::F16, DType::F8_E4M3),
                          [](const auto& param_info) { return std::string(dtype_name(param_info.param)); });
