@@ -14,6 +14,8 @@
 #include "cli/decoding_options.h"
 #include "formats/model_dir.h"
 #include "infer/generate.h"
+#include "kernels/cpu/machine_limits.h"
+#include "model/token_cost.h"
 #include "tokenizer/tokenizer.h"
 
 namespace dsv3::cli {
@@ -24,7 +26,7 @@ struct BenchOptions {
   std::string model, prompt;
   int64_t prompt_tokens = 128, generate_tokens = 64, repeats = 3;
   DecodingOptions decoding;
-  bool json = false;
+  bool json = false, roofline = false;
 };
 
 using Clock = std::chrono::steady_clock;
@@ -154,6 +156,22 @@ void run(const BenchOptions& o) {
   if (drafts > 0) j["verify_over_one_token_step"] = step_verify / step_one;
   j["kv_cache_bytes_per_token"] = kv_bytes;
   j["peak_rss_mib"] = rss_mib;
+  if (o.roofline) {
+    // The floors: decoding reads every active weight byte once per token; prefill does
+    // 2 FLOPs per weight and token.
+    const MachineLimits limits = measure_machine_limits(pool);
+    const TokenCost cost = token_cost(c, model.weights());
+    const double decode_floor = limits.read_bytes_per_second / cost.weight_bytes;
+    const double prefill_floor = limits.fma_flops_per_second / cost.flops;
+    j["read_bandwidth_gb_s"] = limits.read_bytes_per_second / 1e9;
+    j["fma_peak_gflop_s"] = limits.fma_flops_per_second / 1e9;
+    j["active_weight_mb_per_token"] = cost.weight_bytes / 1e6;
+    j["gflop_per_token"] = cost.flops / 1e9;
+    j["decode_floor_tok_s"] = decode_floor;
+    j["decode_fraction_of_floor"] = plain.tokens_per_second / decode_floor;
+    j["prefill_floor_tok_s"] = prefill_floor;
+    j["prefill_fraction_of_floor"] = median(prefill) / prefill_floor;
+  }
   if (o.json) {
     std::printf("%s\n", j.dump().c_str());
     return;
@@ -173,6 +191,16 @@ void run(const BenchOptions& o) {
   std::printf("%-34s %lld bytes ((%lld + %lld) x %lld layers x 4)\n", "KV cache per token", (long long)kv_bytes,
               (long long)c.kv_lora_rank, (long long)c.qk_rope_head_dim, (long long)c.num_hidden_layers);
   std::printf("%-34s %.0f MiB\n", "peak RSS", rss_mib);
+  if (o.roofline) {
+    std::printf("%-34s %.1f GB/s read, %.1f GFLOP/s FP32 FMA (%zu threads)\n", "machine", double(j["read_bandwidth_gb_s"]),
+                double(j["fma_peak_gflop_s"]), pool.size());
+    std::printf("%-34s %.1f MB of weights, %.3f GFLOP\n", "per token", double(j["active_weight_mb_per_token"]),
+                double(j["gflop_per_token"]));
+    std::printf("%-34s %.1f tok/s; measured %.0f %% of it\n", "decode floor (read bandwidth)",
+                double(j["decode_floor_tok_s"]), 100 * double(j["decode_fraction_of_floor"]));
+    std::printf("%-34s %.1f tok/s; measured %.0f %% of it\n", "prefill floor (FMA peak)",
+                double(j["prefill_floor_tok_s"]), 100 * double(j["prefill_fraction_of_floor"]));
+  }
 }
 
 }  // namespace
@@ -189,6 +217,9 @@ void add_bench_command(CLI::App& app) {
   o->decoding.sampling.temperature = 0;
   add_decoding_options(*cmd, o->decoding);
   cmd->add_flag("--json", o->json, "Print one JSON object instead of the table");
+  cmd->add_flag("--roofline", o->roofline,
+                "Also measure this machine's read bandwidth and FMA peak and report decode and prefill as "
+                "fractions of the floors they set");
   cmd->callback([o] { run(*o); });
 }
 

@@ -32,6 +32,7 @@ class Model {
   Model(ModelConfig config, ModelWeights weights, ThreadPool& pool);
 
   const ModelConfig& config() const { return config_; }
+  const ModelWeights& weights() const { return weights_; }
   bool has_mtp() const { return weights_.mtp.has_value(); }
 
   KvCache make_cache(int64_t capacity) const;

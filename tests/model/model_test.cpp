@@ -10,6 +10,7 @@
 #include "formats/hf_writer.h"
 #include "formats/model_dir.h"
 #include "model/presets.h"
+#include "model/token_cost.h"
 
 namespace dsv3 {
 namespace {
@@ -160,6 +161,38 @@ TEST_P(ModelTest, BatchedSequencesGiveTheirOwnResults) {
   KvCache fresh = model.make_cache(4);
   const SequenceSlice twice_fresh[2] = {{kIds.data(), 1, &fresh}, {kIds.data(), 1, &fresh}};
   EXPECT_THROW(model.forward(twice_fresh, nullptr, logits.data()), Error);
+}
+
+// The weight bytes and FLOPs of one token, written out from the config: every attention
+// and dense matrix, the router, the shared expert and k of the routed experts, the head,
+// one embedding row; FP8 matrices with their block scales.
+TEST_P(ModelTest, TokenCostCountsEachActiveWeightOnce) {
+  const ModelConfig c = preset_config("tiny");
+  const std::string dir = write_tiny_model("cost_" + std::string(dtype_name(GetParam())), GetParam(), c);
+  ThreadPool pool(1);
+  LoadedModel loaded = load_model(dir, pool);
+  const double d = double(c.hidden_size), heads = double(c.num_attention_heads);
+  const double attention =
+      (c.q_lora_rank ? d * double(c.q_lora_rank) + double(c.q_lora_rank) * heads * double(c.qk_head_dim())
+                     : d * heads * double(c.qk_head_dim())) +
+      d * double(c.kv_lora_rank + c.qk_rope_head_dim) +
+      double(c.kv_lora_rank) * heads * double(c.qk_nope_head_dim + c.v_head_dim) + heads * double(c.v_head_dim) * d;
+  const double expert = 3 * d * double(c.moe_intermediate_size);
+  const int64_t moe_layers = c.num_hidden_layers - c.first_k_dense_replace;
+  const double projections = double(c.num_hidden_layers) * attention +
+                             double(c.first_k_dense_replace) * 3 * d * double(c.intermediate_size) +
+                             double(moe_layers) * double(c.num_experts_per_tok + c.n_shared_experts) * expert;
+  const double router = double(moe_layers) * double(c.n_routed_experts) * d, head = double(c.vocab_size) * d;
+  const TokenCost cost = token_cost(c, loaded.model->weights());
+  EXPECT_DOUBLE_EQ(cost.flops, 2 * (projections + router + head));
+  if (GetParam() == DType::BF16) {
+    EXPECT_DOUBLE_EQ(cost.weight_bytes, 2 * (projections + router + head + d));
+  }
+  // FP8: projections 1 byte each plus 4 bytes per 128x128 block; the rest BF16.
+  if (GetParam() == DType::F8_E4M3) {
+    EXPECT_GT(cost.weight_bytes, projections + 2 * (router + head + d));
+    EXPECT_LT(cost.weight_bytes, 1.05 * projections + 2 * (router + head + d));
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Dtypes, ModelTest, ::testing::Values(DType::BF16, DType::F8_E4M3),

@@ -42,12 +42,14 @@ for prompt in "the" "and the lord said" "in the beginning"; do
   done
 done
 grep -q "acceptance" "$work/spec.log" || { echo "FAIL: no acceptance in --stats"; cat "$work/spec.log"; exit 1; }
-"$dsv3" bench -m "$work/learn/latest" -p 32 -n 32 --repeats 1 --json -t 2 >"$work/bench.json"
+"$dsv3" bench -m "$work/learn/latest" -p 32 -n 32 --repeats 1 --json --roofline -t 2 >"$work/bench.json"
 $py - "$work/bench.json" "$work/config.json" <<'PY'
 import json, sys
 b, c = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
 for key in ("prefill_tok_s", "decode_tok_s", "threads", "weights_dtype", "mtp_acceptance", "verify_over_one_token_step"):
     assert key in b, key
+for key in ("read_bandwidth_gb_s", "fma_peak_gflop_s", "decode_fraction_of_floor", "prefill_fraction_of_floor"):
+    assert b[key] > 0, (key, b)
 assert b["kv_cache_bytes_per_token"] == (c["kv_lora_rank"] + c["qk_rope_head_dim"]) * c["num_hidden_layers"] * 4, b
 print("bench: MTP acceptance %.2f, decode %.0f tok/s (%.0f without speculation)" % (
     b["mtp_acceptance"], b["decode_tok_s"], b["decode_tok_s_no_speculation"]))

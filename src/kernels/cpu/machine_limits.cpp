@@ -1,0 +1,69 @@
+#include "kernels/cpu/machine_limits.h"
+
+#include <algorithm>
+#include <chrono>
+#include <vector>
+
+#include "kernels/cpu/vec.h"
+
+namespace dsv3 {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using simd::kLanes;
+using simd::vf;
+
+double seconds_since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
+
+// Sums a slice with independent accumulators, so the loads, not the adds, set the pace.
+float read_slice(const float* p, size_t n) {
+  vf a = {}, b = {}, c = {}, d = {};
+  for (size_t i = 0; i + 4 * kLanes <= n; i += 4 * kLanes) {
+    a += simd::load(p + i);
+    b += simd::load(p + i + kLanes);
+    c += simd::load(p + i + 2 * kLanes);
+    d += simd::load(p + i + 3 * kLanes);
+  }
+  return simd::hsum(a + b + c + d);
+}
+
+// 8 independent FMA chains per thread (enough to cover the FMA latency on current cores).
+float fma_loop(int64_t iterations, float seed) {
+  vf acc[8];
+  for (int k = 0; k < 8; ++k) acc[k] = simd::broadcast(seed + float(k));
+  const vf m = simd::broadcast(0.999999f), a = simd::broadcast(1e-7f);
+  for (int64_t i = 0; i < iterations; ++i)
+    for (int k = 0; k < 8; ++k) acc[k] = acc[k] * m + a;
+  vf sum = {};
+  for (int k = 0; k < 8; ++k) sum += acc[k];
+  return simd::hsum(sum);
+}
+
+}  // namespace
+
+MachineLimits measure_machine_limits(ThreadPool& pool) {
+  MachineLimits limits;
+  const size_t n = (size_t(1) << 30) / sizeof(float), threads = pool.size();
+  std::vector<float> buffer(n, 1.0f);  // written once: pages are real, not the shared zero page
+  std::vector<float> sink(threads);
+  const size_t per_thread = n / threads;
+  for (int pass = 0; pass < 3; ++pass) {
+    const auto start = Clock::now();
+    pool.parallel_for(threads, [&](size_t t) { sink[t] = read_slice(buffer.data() + t * per_thread, per_thread); });
+    limits.read_bytes_per_second =
+        std::max(limits.read_bytes_per_second, double(per_thread * threads * sizeof(float)) / seconds_since(start));
+  }
+  const int64_t iterations = 100'000'000;
+  for (int pass = 0; pass < 2; ++pass) {
+    const auto start = Clock::now();
+    pool.parallel_for(threads, [&](size_t t) { sink[t] = fma_loop(iterations, float(t)); });
+    const double flops = double(threads) * double(iterations) * 8.0 * double(kLanes) * 2.0;
+    limits.fma_flops_per_second = std::max(limits.fma_flops_per_second, flops / seconds_since(start));
+  }
+  volatile float keep = sink[0];  // the sums are used: the loops are not optimised away
+  (void)keep;
+  return limits;
+}
+
+}  // namespace dsv3
