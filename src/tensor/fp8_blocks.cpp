@@ -4,11 +4,12 @@
 #include <cmath>
 
 #include "tensor/dtype.h"
+#include "tensor/matrix.h"
 
 namespace dsv3 {
 
 namespace {
-constexpr int64_t kGroupCols = 128;
+constexpr int64_t kGroupCols = kFp8BlockSize;  // the release's block width, also the tile width
 }
 
 void quantize_fp8(const float* x, int64_t rows, int64_t cols, int64_t rows_per_scale, uint8_t* q, float* scales) {
