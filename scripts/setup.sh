@@ -10,6 +10,7 @@ packages=(
   libcli11-dev                          # command-line parsing
   libcpp-httplib-dev                    # HTTP server of dsv3 serve
   libpcre2-dev                          # Unicode regexes of the tokenizer's pre-tokenizer
+  openmpi-bin libopenmpi-dev            # distributed training and inference (mpirun)
   libgtest-dev libgmock-dev             # unit tests under CTest
   libbenchmark-dev                      # bench/
   python3 python3-numpy python3-torch   # independent reference checks (/usr/bin/python3)

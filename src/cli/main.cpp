@@ -5,6 +5,20 @@
 
 #include "base/error.h"
 #include "cli/commands.h"
+#include "dist/communicator.h"
+
+namespace {
+
+// Prints the one-line error. Under mpirun it also ends the other ranks, which would otherwise
+// wait for this one until their timeout.
+int report_error(const char* what) {
+  dsv3::Communicator& comm = dsv3::Communicator::world();
+  if (comm.distributed()) comm.abort(what);
+  std::fprintf(stderr, "dsv3: error: %s\n", what);
+  return 1;
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"dsv3: the DeepSeek-V3 system in C++ (run `dsv3 <command> --help`)"};
@@ -28,15 +42,10 @@ int main(int argc, char** argv) {
     if (e.get_exit_code() == 0) return app.exit(e);  // --help
     std::fprintf(stderr, "dsv3: error: %s (command line)\n", e.what());
     return 2;
-  } catch (const dsv3::Error& e) {
-    std::fprintf(stderr, "dsv3: error: %s\n", e.what());
-    return 1;
   } catch (const std::bad_alloc&) {
-    std::fprintf(stderr, "dsv3: error: out of memory\n");
-    return 1;
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "dsv3: error: %s\n", e.what());
-    return 1;
+    return report_error("out of memory");
+  } catch (const std::exception& e) {  // dsv3::Error and the standard library's
+    return report_error(e.what());
   }
   return 0;
 }

@@ -40,6 +40,12 @@ void add_train_command(CLI::App& app) {
   cmd->add_option("--keep", o->keep, "Checkpoints to keep (the newest)")->capture_default_str();
   cmd->add_flag("--resume", o->resume, "Continue from RUN/latest");
   cmd->add_option("--time-limit", o->time_limit, "Stop (and save) after this many seconds")->capture_default_str();
+  cmd->add_option("--ep", o->ep,
+                  "Expert parallelism under mpirun: 1, or the number of ranks to shard the routed experts over")
+      ->capture_default_str();
+  cmd->add_option("--dist-timeout", o->dist_timeout,
+                  "Under mpirun: seconds a rank waits for the others before it ends the job")
+      ->capture_default_str();
   cmd->add_option("-t,--threads", o->threads, "Worker threads (default: all hardware threads)")
       ->check(CLI::Range(0, 1024));
   cmd->callback([o] { train(*o); });

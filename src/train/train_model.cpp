@@ -31,6 +31,32 @@ void add_into(T* y, const T* x, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] += x[i];
 }
 
+// For each owned expert: gathers the received rows routed to it from `in` (rows of d values),
+// runs fn(expert, rows, count, results) and scatters the results into the same rows of `out`.
+template <typename T, typename Fn>
+void on_rows_of_each_expert(const std::vector<std::vector<int32_t>>& rows_of, int64_t d, const Buf<T>& in,
+                            Buf<T>& out, Fn fn) {
+  Buf<T> rows_in, rows_out;
+  for (size_t e = 0; e < rows_of.size(); ++e) {
+    const auto& rows = rows_of[e];
+    if (rows.empty()) continue;
+    const int64_t count = static_cast<int64_t>(rows.size());
+    rows_in.resize(static_cast<size_t>(count * d));
+    rows_out.resize(rows_in.size());
+    for (int64_t j = 0; j < count; ++j) std::copy_n(&in[rows[j] * d], d, &rows_in[j * d]);
+    fn(static_cast<int64_t>(e), rows_in.data(), count, rows_out.data());
+    for (int64_t j = 0; j < count; ++j) std::copy_n(&rows_out[j * d], d, &out[rows[j] * d]);
+  }
+}
+
+// The expert loads of MoE layer `moe_index` inside the run's counts, grown (never shrunk: the
+// counts add up over the sequences of a step) to hold it.
+int64_t* expert_counts_of(std::vector<int64_t>& counts, int64_t moe_index, int64_t experts) {
+  const size_t needed = static_cast<size_t>((moe_index + 1) * experts);
+  if (counts.size() < needed) counts.resize(needed, 0);
+  return counts.data() + moe_index * experts;
+}
+
 }  // namespace
 
 template <typename T>
@@ -44,9 +70,14 @@ struct TrainModel<T>::MoeCache {
   Buf<T> logits;                     // [n][n_routed]
   std::vector<int32_t> experts;      // [n][k]
   Buf<T> weights;                    // [n][k]
-  std::vector<std::vector<int32_t>> slots;  // per expert: indices t * k + j routed to it
-  std::vector<SwiGluCache> expert_caches;
-  std::vector<Buf<T>> expert_out;    // per expert: [rows][d]
+  // The expert exchange: slots t * k + j in the order their rows were sent (by expert, so by
+  // owner rank), the experts' outputs for them, and on the owner's side the received rows of
+  // each owned expert with the caches of its SwiGLU.
+  RowExchange exchange{nullptr};
+  std::vector<int32_t> sent_slots;
+  Buf<T> sent_out;                          // [sent][d]
+  std::vector<std::vector<int32_t>> rows_of_owned;  // per owned expert: received row indices
+  std::vector<SwiGluCache> expert_caches;   // per owned expert
   SwiGluCache shared;
   Buf<T> scores;                     // balance loss: [n][n_routed] unbiased affinities
   Buf<T> score_sums;                 // [n]
@@ -62,7 +93,16 @@ struct TrainModel<T>::BlockCache {
 
 template <typename T>
 TrainModel<T>::TrainModel(ModelConfig config, ThreadPool& pool)
-    : config_(std::move(config)), pool_(pool), rope_(rope_params(config_)) {}
+    : config_(std::move(config)), pool_(pool), rope_(rope_params(config_)), owned_experts_(config_.n_routed_experts) {}
+
+template <typename T>
+void TrainModel<T>::set_expert_parallel(Communicator& comm) {
+  const int64_t E = config_.n_routed_experts, ranks = comm.size();
+  if (E % ranks != 0) fail("expert parallelism over ", ranks, " ranks needs n_routed_experts (", E, ") divisible by it");
+  expert_comm_ = &comm;
+  owned_experts_ = E / ranks;
+  first_expert_ = comm.rank() * owned_experts_;
+}
 
 // ---- Projections: the linear layers whose GEMMs run at the chosen precision -----------
 
@@ -147,25 +187,109 @@ void TrainModel<T>::moe_forward(const Moe& m, const T* xn, int64_t n, MoeCache& 
   } else {
     std::fill(out, out + n * d, T(0));
   }
-  c.slots.assign(static_cast<size_t>(E), {});
-  for (int64_t i = 0; i < n * k; ++i) c.slots[c.experts[i]].push_back(static_cast<int32_t>(i));
-  c.expert_caches.resize(static_cast<size_t>(E));
-  c.expert_out.resize(static_cast<size_t>(E));
-  Buf<T> gathered;
+  if (counts)
+    for (int64_t i = 0; i < n * k; ++i) ++counts[c.experts[i]];
+
+  // Dispatch: each slot's row to the owner of its expert, in expert order.
+  const int64_t ranks = expert_comm_ ? expert_comm_->size() : 1;
+  std::vector<std::vector<int32_t>> slots_of(static_cast<size_t>(E));
+  for (int64_t i = 0; i < n * k; ++i) slots_of[c.experts[i]].push_back(static_cast<int32_t>(i));
+  std::vector<int64_t> send_rows(static_cast<size_t>(ranks), 0);
+  c.sent_slots.clear();
   for (int64_t e = 0; e < E; ++e) {
-    const auto& slots = c.slots[e];
-    if (counts) counts[e] += static_cast<int64_t>(slots.size());
-    if (slots.empty()) continue;
-    const int64_t rows = static_cast<int64_t>(slots.size());
-    gathered.resize(static_cast<size_t>(rows * d));
-    for (int64_t j = 0; j < rows; ++j) std::copy_n(xn + (slots[j] / k) * d, d, &gathered[j * d]);
-    c.expert_out[e].resize(static_cast<size_t>(rows * d));
-    swiglu_forward(m.experts[e], gathered.data(), rows, c.expert_caches[e], c.expert_out[e].data());
-    for (int64_t j = 0; j < rows; ++j) {
-      const T gw = c.weights[slots[j]];
-      T* o = out + (slots[j] / k) * d;
-      for (int64_t i = 0; i < d; ++i) o[i] += gw * c.expert_out[e][j * d + i];
+    c.sent_slots.insert(c.sent_slots.end(), slots_of[e].begin(), slots_of[e].end());
+    send_rows[e / owned_experts_] += static_cast<int64_t>(slots_of[e].size());
+  }
+  c.exchange = RowExchange(expert_comm_);
+  c.exchange.plan(send_rows, "exchanging expert row counts");
+  const int64_t sent = c.exchange.sent_rows(), received = c.exchange.received_rows();
+  Buf<T> send_x(static_cast<size_t>(sent * d)), recv_x(static_cast<size_t>(received * d));
+  std::vector<int32_t> send_expert(static_cast<size_t>(sent)), recv_expert(static_cast<size_t>(received));
+  for (int64_t j = 0; j < sent; ++j) {
+    std::copy_n(xn + (c.sent_slots[j] / k) * d, d, &send_x[j * d]);
+    send_expert[j] = c.experts[c.sent_slots[j]];
+  }
+  exchange_rows(c.exchange, true, dispatch_payload(), send_x.data(), recv_x.data(), "dispatching tokens to experts");
+  c.exchange.dispatch(send_expert.data(), recv_expert.data(), sizeof(int32_t), "dispatching expert ids");
+  count_dispatch(c, send_rows, n);
+
+  // The owned experts, each on all rows it received (in source-rank order).
+  c.rows_of_owned.assign(static_cast<size_t>(owned_experts_), {});
+  for (int64_t r = 0; r < received; ++r) {
+    const int64_t local = recv_expert[r] - first_expert_;
+    if (local < 0 || local >= owned_experts_) fail("received a token for expert ", recv_expert[r], " owned elsewhere");
+    c.rows_of_owned[local].push_back(static_cast<int32_t>(r));
+  }
+  c.expert_caches.resize(static_cast<size_t>(owned_experts_));
+  Buf<T> recv_y(recv_x.size());
+  on_rows_of_each_expert(c.rows_of_owned, d, recv_x, recv_y, [&](int64_t e, const T* x, int64_t count, T* y) {
+    swiglu_forward(m.experts[first_expert_ + e], x, count, c.expert_caches[e], y);
+  });
+
+  // Combine: the outputs come back to the slots that sent them, weighted into their tokens.
+  c.sent_out.resize(send_x.size());
+  exchange_rows(c.exchange, false, combine_payload(), recv_y.data(), c.sent_out.data(), "combining expert outputs");
+  for (int64_t j = 0; j < sent; ++j) {
+    const T gw = c.weights[c.sent_slots[j]];
+    T* o = out + (c.sent_slots[j] / k) * d;
+    for (int64_t i = 0; i < d; ++i) o[i] += gw * c.sent_out[j * d + i];
+  }
+}
+
+template <typename T>
+RowPayload TrainModel<T>::dispatch_payload() const {
+  return projection_precision_ == GemmPrecision::kFP8    ? RowPayload::kFP8
+         : projection_precision_ == GemmPrecision::kBF16 ? RowPayload::kBF16
+                                                         : RowPayload::kF32;
+}
+
+template <typename T>
+RowPayload TrainModel<T>::combine_payload() const {
+  return projection_precision_ == GemmPrecision::kF32 ? RowPayload::kF32 : RowPayload::kBF16;
+}
+
+template <typename T>
+void TrainModel<T>::exchange_rows(const RowExchange& exchange, bool to_owners, RowPayload payload, const T* in,
+                                  T* out, const char* what) const {
+  const int64_t d = config_.hidden_size;
+  const int64_t in_rows = to_owners ? exchange.sent_rows() : exchange.received_rows();
+  const int64_t out_rows = to_owners ? exchange.received_rows() : exchange.sent_rows();
+  auto trip = [&](const void* from, void* to, int64_t row_bytes) {
+    if (to_owners) {
+      exchange.dispatch(from, to, row_bytes, what);
+    } else {
+      exchange.combine(from, to, row_bytes, what);
     }
+  };
+  if constexpr (std::is_same_v<T, float>) {
+    if (payload != RowPayload::kF32) {
+      const int64_t row_bytes = payload_row_bytes(payload, d);
+      std::vector<uint8_t> packed(static_cast<size_t>(in_rows * row_bytes)), arrived(static_cast<size_t>(out_rows * row_bytes));
+      encode_rows(payload, in, in_rows, d, packed.data());
+      trip(packed.data(), arrived.data(), row_bytes);
+      decode_rows(payload, arrived.data(), out_rows, d, out);
+      return;
+    }
+  }
+  trip(in, out, d * int64_t(sizeof(T)));
+}
+
+template <typename T>
+void TrainModel<T>::count_dispatch(const MoeCache& c, const std::vector<int64_t>& send_rows, int64_t n) {
+  if (!expert_comm_ || expert_comm_->size() == 1) return;
+  const int64_t d = config_.hidden_size, k = config_.num_experts_per_tok, self = expert_comm_->rank();
+  const int64_t remote = c.exchange.sent_rows() - send_rows[self];
+  dispatch_stats_.rows_out += remote;
+  // Forward out (and the expert id) and back, backward out and back.
+  const int64_t forward = payload_row_bytes(dispatch_payload(), d) + int64_t(sizeof(int32_t)) +
+                          payload_row_bytes(combine_payload(), d);
+  dispatch_stats_.bytes_out += remote * (forward + 2 * d * int64_t(sizeof(T)));
+  for (int64_t t = 0; t < n; ++t) {
+    std::vector<int64_t> owners;
+    for (int64_t j = 0; j < k; ++j) owners.push_back(c.experts[t * k + j] / owned_experts_);
+    std::sort(owners.begin(), owners.end());
+    const int64_t reached = std::unique(owners.begin(), owners.end()) - owners.begin();
+    dispatch_stats_.max_ranks_per_token = std::max(dispatch_stats_.max_ranks_per_token, reached);
   }
 }
 
@@ -179,26 +303,31 @@ void TrainModel<T>::moe_backward(const Moe& m, const MoeCache& c, const T* xn, i
   } else {
     std::fill(dxn, dxn + n * d, T(0));
   }
-  Buf<T> dweights = zeros<T>(n * k), dy, dx;
-  for (int64_t e = 0; e < E; ++e) {
-    const auto& slots = c.slots[e];
-    if (slots.empty()) continue;
-    const int64_t rows = static_cast<int64_t>(slots.size());
-    dy.resize(static_cast<size_t>(rows * d));
-    dx.resize(dy.size());
-    for (int64_t j = 0; j < rows; ++j) {
-      const T* dot = dout + (slots[j] / k) * d;
-      const T* y = &c.expert_out[e][j * d];
-      T dw = 0;
-      for (int64_t i = 0; i < d; ++i) {
-        dy[j * d + i] = c.weights[slots[j]] * dot[i];
-        dw += dot[i] * y[i];
-      }
-      dweights[slots[j]] = dw;
+  // The gradient of each sent row goes to its expert's owner (gate weight applied here, where
+  // the gate is), the input gradient comes back the same way.
+  const int64_t sent = c.exchange.sent_rows(), received = c.exchange.received_rows();
+  Buf<T> dweights = zeros<T>(n * k), send_dy(static_cast<size_t>(sent * d)), recv_dy(static_cast<size_t>(received * d));
+  for (int64_t j = 0; j < sent; ++j) {
+    const int32_t slot = c.sent_slots[j];
+    const T* dot = dout + (slot / k) * d;
+    const T* y = &c.sent_out[j * d];
+    T dw = 0;
+    for (int64_t i = 0; i < d; ++i) {
+      send_dy[j * d + i] = c.weights[slot] * dot[i];
+      dw += dot[i] * y[i];
     }
-    swiglu_backward(m.experts[e], c.expert_caches[e], dy.data(), dx.data(), g.experts[e]);
-    for (int64_t j = 0; j < rows; ++j) add_into(dxn + (slots[j] / k) * d, &dx[j * d], d);
+    dweights[slot] = dw;
   }
+  exchange_rows(c.exchange, true, RowPayload::kF32, send_dy.data(), recv_dy.data(),
+                "dispatching expert output gradients");
+  Buf<T> recv_dx(recv_dy.size());
+  on_rows_of_each_expert(c.rows_of_owned, d, recv_dy, recv_dx, [&](int64_t e, const T* dy, int64_t, T* dx) {
+    swiglu_backward(m.experts[first_expert_ + e], c.expert_caches[e], dy, dx, g.experts[first_expert_ + e]);
+  });
+  Buf<T> send_dx(send_dy.size());
+  exchange_rows(c.exchange, false, RowPayload::kF32, recv_dx.data(), send_dx.data(),
+                "combining expert input gradients");
+  for (int64_t j = 0; j < sent; ++j) add_into(dxn + (c.sent_slots[j] / k) * d, &send_dx[j * d], d);
   Buf<T> dlogits(static_cast<size_t>(n * E)), dx_router(static_cast<size_t>(n * d));
   for (int64_t t = 0; t < n; ++t)
     gate_weights_backward(cfg, &c.logits[t * E], &c.experts[t * k], &dweights[t * k], &dlogits[t * E]);
@@ -429,10 +558,7 @@ typename TrainModel<T>::Losses TrainModel<T>::run(const TrainWeights<T>& w, cons
   int64_t moe_index = 0;
   for (int64_t i = 0; i < L; ++i) {
     int64_t* counts = nullptr;
-    if (expert_counts && w.layers[i].is_moe) {
-      expert_counts->resize(static_cast<size_t>((moe_index + 1) * cfg.n_routed_experts), 0);
-      counts = expert_counts->data() + moe_index * cfg.n_routed_experts;
-    }
+    if (expert_counts && w.layers[i].is_moe) counts = expert_counts_of(*expert_counts, moe_index, cfg.n_routed_experts);
     moe_index += w.layers[i].is_moe;
     block_forward(w.layers[i], x.data(), n, caches[i], next.data(), counts);
     x.swap(next);
@@ -463,10 +589,7 @@ typename TrainModel<T>::Losses TrainModel<T>::run(const TrainWeights<T>& w, cons
     mtp_out.resize(mtp_x.size());
     linear(concat.data(), mw.eh_proj.data, m, 2 * d, d, mtp_x.data(), pool_);
     int64_t* counts = nullptr;  // the MTP block's experts come after the main model's MoE layers
-    if (expert_counts) {
-      expert_counts->resize(static_cast<size_t>((moe_index + 1) * cfg.n_routed_experts), 0);
-      counts = expert_counts->data() + moe_index * cfg.n_routed_experts;
-    }
+    if (expert_counts) counts = expert_counts_of(*expert_counts, moe_index, cfg.n_routed_experts);
     block_forward(mw.block, mtp_x.data(), m, mtp_cache, mtp_out.data(), counts);
     mtp_hidden.resize(mtp_x.size());
     rmsnorm(mtp_out.data(), d, m, d, mw.head_norm.data, eps, mtp_hidden.data(), d);

@@ -9,9 +9,12 @@
 #pragma once
 
 #include <cstdint>
+#include <utility>
 #include <vector>
 
 #include "base/thread_pool.h"
+#include "dist/row_exchange.h"
+#include "dist/row_payload.h"
 #include "kernels/cpu/quantized_linear.h"
 #include "model/config.h"
 #include "model/rope.h"
@@ -47,6 +50,26 @@ class TrainModel {
   // kBF16 or kFP8, the report's recipe (kernels/cpu/quantized_linear.h). FP32 training only.
   void set_projection_precision(GemmPrecision precision);
 
+  // Expert parallelism over the ranks of `comm`: rank r owns the routed experts
+  // [r E / N, (r + 1) E / N) (consecutive, so whole expert groups stay on one rank when N divides
+  // n_group, and group-limited routing bounds the ranks a token reaches by topk_group). Every
+  // MoE layer sends each token's rows to the owners of its experts and gets the outputs back
+  // (and the gradients, in backward); only owned experts get weight gradients. All ranks must
+  // call run() in lockstep (same number of sequences, same flags). Without it (and with one
+  // rank) the trip is a copy and results are bit-identical to the code before parallelism.
+  // With FP8 projections the forward dispatch carries E4M3 1x128 tiles and the combine BF16,
+  // as in the report (BF16 projections: BF16 both ways); backward trips carry FP32. The
+  // payloads are the same with one rank, so results do not depend on the rank count.
+  void set_expert_parallel(Communicator& comm);
+
+  // Traffic of the expert exchanges since the last reset (this rank's share).
+  struct DispatchStats {
+    int64_t rows_out = 0;             // token rows sent to other ranks (dispatch), each coming back (combine)
+    int64_t bytes_out = 0;            // bytes those rows carried, both directions, forward and backward
+    int64_t max_ranks_per_token = 0;  // the most ranks one token's experts lived on
+  };
+  DispatchStats take_dispatch_stats() { return std::exchange(dispatch_stats_, {}); }
+
   const ModelConfig& config() const { return config_; }
 
  private:
@@ -68,6 +91,12 @@ class TrainModel {
   void swiglu_backward(const SwiGlu& w, const SwiGluCache& cache, const T* dout, T* dx, SwiGlu& g);
   void moe_forward(const Moe& m, const T* xn, int64_t n, MoeCache& cache, T* out, int64_t* counts);
   void moe_backward(const Moe& m, const MoeCache& cache, const T* xn, int64_t n, const T* dout, T* dxn, Moe& g);
+  void count_dispatch(const MoeCache& cache, const std::vector<int64_t>& send_rows, int64_t n);
+  RowPayload dispatch_payload() const;
+  RowPayload combine_payload() const;
+  // Rows to their experts' owners (to_owners) or back, in `payload` when T is float.
+  void exchange_rows(const RowExchange& exchange, bool to_owners, RowPayload payload, const T* in, T* out,
+                     const char* what) const;
   void balance_forward(MoeCache& cache, int64_t n);
   void balance_backward(const MoeCache& cache, int64_t n, T* dlogits);
 
@@ -76,6 +105,9 @@ class TrainModel {
   RopeParams rope_;
   double balance_alpha_ = 0;
   GemmPrecision projection_precision_ = GemmPrecision::kF32;
+  Communicator* expert_comm_ = nullptr;
+  int64_t first_expert_ = 0, owned_experts_ = 0;  // this rank's routed experts
+  DispatchStats dispatch_stats_;
   double balance_total_ = 0;  // accumulated over the MoE layers of one run()
   std::vector<T> cos_, sin_;  // rope tables for positions 0..count-1
 };

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cmath>
 #include <cstring>
@@ -17,6 +18,7 @@
 #include "base/error.h"
 #include "base/text_files.h"
 #include "base/thread_pool.h"
+#include "dist/communicator.h"
 #include "formats/checkpoint.h"
 #include "formats/hf_writer.h"
 #include "formats/model_config.h"
@@ -35,17 +37,20 @@ using nlohmann::json;
 
 namespace {
 
-// The run's tokenizer: --tokenizer, else RUN/tokenizer, trained on the data when missing.
+// The run's tokenizer: --tokenizer, else RUN/tokenizer, trained on the data when missing
+// (by rank 0; the other ranks wait for it).
 Tokenizer run_tokenizer(const TrainOptions& o, const ModelConfig& config, const std::vector<std::string>& texts,
                         ThreadPool& pool, std::string& dir) {
+  Communicator& comm = Communicator::world();
   dir = o.tokenizer.empty() ? (fs::path(o.out) / "tokenizer").string() : o.tokenizer;
-  if (!fs::exists(fs::path(dir) / "tokenizer.json")) {
+  if (comm.is_root() && !fs::exists(fs::path(dir) / "tokenizer.json")) {
     if (!o.tokenizer.empty()) fail("no tokenizer.json (", o.tokenizer, ")");
     std::fprintf(stderr, "train: training a %lld-token tokenizer on the data\n", (long long)config.vocab_size);
     BpeTrainerOptions options;
     options.vocab_size = config.vocab_size;
     write_tokenizer_files(dir, train_bpe(texts, options, pool));
   }
+  comm.barrier("waiting for rank 0 to train the tokenizer");
   Tokenizer t = Tokenizer::load(dir);
   if (t.vocab_size() > config.vocab_size)
     fail("the tokenizer has ", t.vocab_size(), " tokens but the model only ", config.vocab_size, " (", dir, ")");
@@ -159,6 +164,18 @@ int64_t load_checkpoint(const TrainOptions& o, const ParameterLayout<float>& lay
   return counter("step");
 }
 
+// The ranks' replicas of the parameters must stay identical (each applies the same summed
+// gradient); a hash of their bits compared over the ranks catches any drift.
+void check_replicas_agree(Communicator& comm, const std::vector<float>& params) {
+  if (!comm.distributed()) return;
+  uint64_t hash = 1469598103934665603ull;  // FNV-1a over the parameters' bytes
+  const auto* bytes = reinterpret_cast<const unsigned char*>(params.data());
+  for (size_t i = 0; i < params.size() * sizeof(float); ++i) hash = (hash ^ bytes[i]) * 1099511628211ull;
+  const double h = static_cast<double>(hash >> 11);  // exact in a double
+  if (comm.allreduce_max(h, "comparing the replicas") != -comm.allreduce_max(-h, "comparing the replicas"))
+    fail("the ranks' copies of the parameters differ (rank ", comm.rank(), ")");
+}
+
 double max_violation(const int64_t* counts, int64_t experts) {
   int64_t total = 0, peak = 0;
   for (int64_t e = 0; e < experts; ++e) total += counts[e], peak = std::max(peak, counts[e]);
@@ -172,6 +189,14 @@ std::string train(const TrainOptions& o) {
     fail("--balance must be aux-free, aux-loss or none, got ", o.balance);
   const GemmPrecision precision = gemm_precision_from_name(o.precision, "--precision");
   if (o.batch < 1 || o.seq_len < 2 || o.steps < 0) fail("--batch must be >= 1, --seq-len >= 2, --steps >= 0");
+  Communicator& comm = Communicator::world();
+  comm.set_timeout(o.dist_timeout);
+  const int64_t ranks = comm.size(), rank = comm.rank();
+  if (o.batch % ranks != 0)
+    fail("--batch ", o.batch, " must be a multiple of the ", ranks, " ranks (each takes batch / ranks sequences)");
+  const int64_t local_batch = o.batch / ranks;
+  if (o.ep != 1 && o.ep != ranks)
+    fail("--ep ", o.ep, " must be 1 or the number of ranks (", ranks, "; start with mpirun -np ", o.ep, ")");
   fs::create_directories(o.out);
   ModelConfig config = o.config.empty() ? preset_config("small") : read_model_config(o.config);
   if (o.seq_len > config.max_position_embeddings)
@@ -212,10 +237,11 @@ std::string train(const TrainOptions& o) {
   TrainModel<float> model(config, pool);
   model.set_balance_alpha(o.balance == "aux-free" ? o.seq_alpha : o.balance == "aux-loss" ? o.aux_alpha : 0.0);
   model.set_projection_precision(precision);
+  if (o.ep > 1) model.set_expert_parallel(comm);
   const TrainWeights<float> w = layout.views(params.data());
   TrainWeights<float> g = layout.views(grads.data());
   const fs::path log_path = fs::path(o.out) / "metrics.jsonl";
-  if (o.resume) {  // steps logged after the checkpoint will run again: drop them
+  if (o.resume && comm.is_root()) {  // steps logged after the checkpoint will run again: drop them
     std::ifstream in(log_path);
     std::string line, kept;
     while (std::getline(in, line)) {
@@ -226,16 +252,20 @@ std::string train(const TrainOptions& o) {
     out.write(kept.data(), kept.size());
     out.commit();
   }
-  std::ofstream log(log_path.string(), std::ios::app);
-  write_json(fs::path(o.out) / "run.json", {{"data", o.data}, {"steps", o.steps}, {"batch", o.batch},
-                                           {"seq_len", o.seq_len}, {"seed", o.seed}, {"lr", o.lr},
-                                           {"balance", o.balance}, {"mtp_weight", o.mtp_weight},
-                                           {"precision", o.precision},
-                                           {"tokens", tokens.size()}, {"threads", pool.size()}});
-  std::fprintf(stderr,
-               "train: %zu tokens (%lld held out), %lld steps of %lld x %lld tokens, %s projections, %zu threads -> %s\n",
-               tokens.size(), (long long)held_out, (long long)o.steps, (long long)o.batch, (long long)o.seq_len,
-               o.precision.c_str(), pool.size(), o.out.c_str());
+  std::ofstream log;
+  if (comm.is_root()) {
+    log.open(log_path.string(), std::ios::app);
+    write_json(fs::path(o.out) / "run.json", {{"data", o.data}, {"steps", o.steps}, {"batch", o.batch},
+                                             {"seq_len", o.seq_len}, {"seed", o.seed}, {"lr", o.lr},
+                                             {"balance", o.balance}, {"mtp_weight", o.mtp_weight},
+                                             {"precision", o.precision}, {"tokens", tokens.size()},
+                                             {"threads", pool.size()}, {"ranks", ranks}});
+    std::fprintf(stderr,
+                 "train: %zu tokens (%lld held out), %lld steps of %lld x %lld tokens, %s projections, %lld rank(s) x "
+                 "%zu threads -> %s\n",
+                 tokens.size(), (long long)held_out, (long long)o.steps, (long long)o.batch, (long long)o.seq_len,
+                 o.precision.c_str(), (long long)ranks, pool.size(), o.out.c_str());
+  }
 
   const auto start = std::chrono::steady_clock::now();
   auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(); };
@@ -246,13 +276,20 @@ std::string train(const TrainOptions& o) {
     const double step_start = elapsed();
     std::fill(grads.begin(), grads.end(), 0.0f);
     std::vector<int64_t> counts;
-    double loss = 0, mtp_loss = 0, balance_loss = 0;
-    for (int64_t s : batches.starts(step, o.batch)) {
-      const auto l = model.run(w, &tokens[s], o.seq_len + 1, o.mtp_weight, &g, &counts);
-      loss += l.main / double(o.batch);
-      mtp_loss += l.mtp / double(o.batch);
-      balance_loss += l.balance / double(o.batch);
+    // This rank's share of the global batch: consecutive sequences, summed over the ranks below.
+    const std::vector<int64_t> starts = batches.starts(step, o.batch);
+    std::array<double, 3> loss_sums{};  // main, MTP, balance
+    for (int64_t i = rank * local_batch; i < (rank + 1) * local_batch; ++i) {
+      const auto l = model.run(w, &tokens[starts[i]], o.seq_len + 1, o.mtp_weight, &g, &counts);
+      loss_sums[0] += l.main;
+      loss_sums[1] += l.mtp;
+      loss_sums[2] += l.balance;
     }
+    comm.allreduce_sum(grads, "summing the gradients");
+    comm.allreduce_sum(counts, "summing the expert loads");
+    comm.allreduce_sum(loss_sums, "summing the losses");
+    const double loss = loss_sums[0] / double(o.batch), mtp_loss = loss_sums[1] / double(o.batch),
+                 balance_loss = loss_sums[2] / double(o.batch);
     double norm_sq = 0;
     for (float& x : grads) {
       x /= static_cast<float>(o.batch);
@@ -285,19 +322,46 @@ std::string train(const TrainOptions& o) {
     json loads = json::array();  // tokens per expert, per MoE layer (the MTP block last)
     for (int64_t m = 0; m < moe_layers; ++m)
       loads.push_back(std::vector<int64_t>(counts.begin() + m * experts, counts.begin() + (m + 1) * experts));
-    const double tokens_per_s = double(o.batch * o.seq_len) / (elapsed() - step_start);
+    const double tokens_per_s = double(o.batch * o.seq_len) / (elapsed() - step_start);  // of all ranks
     json entry = {{"step", step + 1}, {"loss", loss}, {"mtp_loss", mtp_loss}, {"balance_loss", balance_loss},
                   {"maxvio", maxvio_mean},
                   {"maxvio_max", maxvio_max}, {"lr", lr}, {"grad_norm", grad_norm}, {"tokens_per_s", tokens_per_s},
                   {"expert_load", loads}};
-    const bool last = step + 1 == o.steps || (o.time_limit > 0 && elapsed() > o.time_limit);
+    if (o.ep > 1) {  // the expert exchanges' traffic over all ranks (training sequences only)
+      const auto traffic = model.take_dispatch_stats();
+      std::array<int64_t, 2> sums{traffic.rows_out, traffic.bytes_out};
+      comm.allreduce_sum(sums, "summing the dispatch traffic");
+      entry["dispatch_rows"] = sums[0];
+      entry["dispatch_bytes"] = sums[1];
+      entry["max_ranks_per_token"] =
+          comm.allreduce_max(double(traffic.max_ranks_per_token), "the ranks a token reached");
+    }
+    // Every rank must agree on the last step: the time limit is judged by the slowest.
+    const bool out_of_time =
+        o.time_limit > 0 && comm.allreduce_max(elapsed(), "agreeing on the time limit") > o.time_limit;
+    const bool last = step + 1 == o.steps || out_of_time;
     if (o.eval_every > 0 && ((step + 1) % o.eval_every == 0 || last)) {
-      double val = 0;
-      int64_t count = 0;
-      for (int64_t s = train_tokens; s + o.seq_len + 1 <= static_cast<int64_t>(tokens.size()) && count < 8;
-           s += o.seq_len, ++count)
-        val += model.run(w, &tokens[s], o.seq_len + 1, 0.0, nullptr).main;
-      entry["val_loss"] = val / double(std::max<int64_t>(count, 1));
+      // Up to 8 held-out sequences, dealt round-robin over the ranks. With expert parallelism
+      // every rank runs as many passes as the busiest (the exchanges go in lockstep); the extra
+      // ones repeat a sequence and are not counted.
+      const int64_t available = (static_cast<int64_t>(tokens.size()) - train_tokens - 1) / o.seq_len;
+      const int64_t count = std::min<int64_t>(available, 8);
+      const int64_t passes = o.ep > 1 ? (count + ranks - 1) / ranks * ranks : count;
+      std::array<double, 1> val{};
+      for (int64_t i = rank; i < passes; i += ranks) {
+        const double l = model.run(w, &tokens[train_tokens + (i % count) * o.seq_len], o.seq_len + 1, 0.0, nullptr).main;
+        if (i < count) val[0] += l;
+      }
+      model.take_dispatch_stats();
+      comm.allreduce_sum(val, "summing the validation loss");
+      entry["val_loss"] = val[0] / double(count);
+    }
+    if (!comm.is_root()) {
+      if (last) {
+        ++step;
+        break;
+      }
+      continue;
     }
     log << entry.dump() << "\n" << std::flush;
     if (elapsed() - last_report >= 5.0 || last || step == 0) {
@@ -315,7 +379,10 @@ std::string train(const TrainOptions& o) {
       break;
     }
   }
-  if (saved_step != step) save_checkpoint(o, config, layout, params, adam, step, tokenizer_dir);
+  check_replicas_agree(comm, params);
+  if (comm.is_root() && saved_step != step) save_checkpoint(o, config, layout, params, adam, step, tokenizer_dir);
+  // The others return once the checkpoint they name exists.
+  comm.barrier("waiting for rank 0 to write the last checkpoint");
   return (fs::path(o.out) / "latest").string();
 }
 

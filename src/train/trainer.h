@@ -4,6 +4,13 @@
 //   + cosine -> auxiliary-loss-free bias update from the step's expert loads.
 // Checkpoints are Hugging Face model directories (RUN/step-N, RUN/latest) with the FP32
 // master weights, the optimiser state beside them; a JSONL log has one object per step.
+//
+// Under `mpirun -np N` the run is data-parallel: every rank holds the whole model, takes
+// batch / N consecutive sequences of each step's global batch, and the gradients, losses
+// and expert loads are summed over the ranks before the (identical) update on every rank,
+// so the bias update follows the global batch. Rank 0 writes logs and checkpoints; all ranks
+// resume from them. With --ep N the routed experts are also sharded over the N ranks
+// (TrainModel::set_expert_parallel); each rank keeps a full copy of the parameters for now.
 #pragma once
 
 #include <cstdint>
@@ -48,6 +55,11 @@ struct TrainOptions {
   bool resume = false;
   size_t threads = 0;
   double time_limit = 0;          // seconds; stop early (and save) when exceeded; 0: none
+  // Under mpirun: seconds a rank waits for the others in a collective before it ends the job.
+  double dist_timeout = 600;
+  // Expert parallelism: 1 (every rank holds every expert) or the number of ranks (routed
+  // experts sharded over them, tokens dispatched to their owners and combined back).
+  int64_t ep = 1;
 };
 
 // Runs the training; returns the directory of the last checkpoint (RUN/latest).

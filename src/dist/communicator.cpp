@@ -1,0 +1,152 @@
+#include "dist/communicator.h"
+
+#include <mpi.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <thread>
+
+#include "base/error.h"
+
+namespace dsv3 {
+
+namespace {
+
+// Open MPI's launcher sets these in every rank's environment.
+bool started_by_mpirun() {
+  return std::getenv("OMPI_COMM_WORLD_SIZE") != nullptr || std::getenv("PMIX_RANK") != nullptr;
+}
+
+void check(int code, const char* what) {
+  if (code == MPI_SUCCESS) return;
+  char text[MPI_MAX_ERROR_STRING];
+  int length = 0;
+  MPI_Error_string(code, text, &length);
+  fail(what, ": MPI error: ", std::string(text, static_cast<size_t>(length)));
+}
+
+// MPI counts are int: large buffers go in pieces.
+constexpr size_t kMaxPiece = size_t{1} << 30;
+
+}  // namespace
+
+Communicator& Communicator::world() {
+  static Communicator communicator;
+  return communicator;
+}
+
+Communicator::Communicator() {
+  if (!started_by_mpirun()) return;
+  int provided = 0;
+  // Only the main thread calls MPI; the thread pool's workers never do.
+  check(MPI_Init_thread(nullptr, nullptr, MPI_THREAD_FUNNELED, &provided), "MPI_Init_thread");
+  // Errors come back as codes, turned into messages by check(), instead of killing the job unexplained.
+  MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank_);
+  MPI_Comm_size(MPI_COMM_WORLD, &size_);
+}
+
+Communicator::~Communicator() {
+  int initialized = 0, finalized = 0;
+  MPI_Initialized(&initialized);
+  MPI_Finalized(&finalized);
+  if (initialized && !finalized) MPI_Finalize();
+}
+
+void Communicator::abort(const std::string& message) {
+  std::fprintf(stderr, "dsv3: error: rank %d of %d: %s\n", rank_, size_, message.c_str());
+  std::fflush(stderr);
+  if (size_ > 1) MPI_Abort(MPI_COMM_WORLD, 1);
+  std::exit(1);
+}
+
+void Communicator::wait(void* request, const char* what) {
+  auto* r = static_cast<MPI_Request*>(request);
+  const auto start = std::chrono::steady_clock::now();
+  for (int polls = 0;; ++polls) {
+    int done = 0;
+    check(MPI_Test(r, &done, MPI_STATUS_IGNORE), what);
+    if (done) return;
+    const double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (waited > timeout_s_) {
+      char message[256];
+      std::snprintf(message, sizeof message,
+                    "%s: no answer from the other ranks after %.0f s (a rank died or hangs; see --dist-timeout)", what,
+                    timeout_s_);
+      abort(message);
+    }
+    // Spin briefly (a step's collectives come close together), then yield the core: ranks may
+    // share cores with each other and with compute threads.
+    if (polls > 1000) std::this_thread::sleep_for(std::chrono::microseconds(100));
+  }
+}
+
+void Communicator::allreduce(void* values, size_t count, Element element, Reduction reduction, const char* what) {
+  if (size_ == 1) return;
+  const MPI_Datatype type = element == Element::kFloat    ? MPI_FLOAT
+                            : element == Element::kDouble ? MPI_DOUBLE
+                                                          : MPI_INT64_T;
+  const size_t width = element == Element::kFloat ? 4 : 8;
+  for (size_t begin = 0; begin < count; begin += kMaxPiece) {
+    MPI_Request request;
+    check(MPI_Iallreduce(MPI_IN_PLACE, static_cast<char*>(values) + begin * width,
+                         static_cast<int>(std::min(kMaxPiece, count - begin)), type,
+                         reduction == Reduction::kSum ? MPI_SUM : MPI_MAX, MPI_COMM_WORLD, &request),
+          what);
+    wait(&request, what);
+  }
+}
+
+void Communicator::allreduce_sum(std::span<float> values, const char* what) {
+  allreduce(values.data(), values.size(), Element::kFloat, Reduction::kSum, what);
+}
+void Communicator::allreduce_sum(std::span<double> values, const char* what) {
+  allreduce(values.data(), values.size(), Element::kDouble, Reduction::kSum, what);
+}
+void Communicator::allreduce_sum(std::span<int64_t> values, const char* what) {
+  allreduce(values.data(), values.size(), Element::kInt64, Reduction::kSum, what);
+}
+double Communicator::allreduce_max(double value, const char* what) {
+  allreduce(&value, 1, Element::kDouble, Reduction::kMax, what);
+  return value;
+}
+
+void Communicator::broadcast(void* data, int64_t bytes, int root, const char* what) {
+  if (size_ == 1) return;
+  for (int64_t begin = 0; begin < bytes; begin += static_cast<int64_t>(kMaxPiece)) {
+    MPI_Request request;
+    check(MPI_Ibcast(static_cast<char*>(data) + begin, static_cast<int>(std::min<int64_t>(kMaxPiece, bytes - begin)),
+                     MPI_BYTE, root, MPI_COMM_WORLD, &request),
+          what);
+    wait(&request, what);
+  }
+}
+
+void Communicator::alltoallv(const void* send, std::span<const int> send_bytes, std::span<const int> send_offsets,
+                             void* recv, std::span<const int> recv_bytes, std::span<const int> recv_offsets,
+                             const char* what) {
+  const size_t n = static_cast<size_t>(size_);
+  if (send_bytes.size() != n || send_offsets.size() != n || recv_bytes.size() != n || recv_offsets.size() != n)
+    fail(what, ": alltoallv needs one count and offset per rank");
+  if (size_ == 1) {
+    std::copy_n(static_cast<const char*>(send) + send_offsets[0], send_bytes[0],
+                static_cast<char*>(recv) + recv_offsets[0]);
+    return;
+  }
+  MPI_Request request;
+  check(MPI_Ialltoallv(send, send_bytes.data(), send_offsets.data(), MPI_BYTE, recv, recv_bytes.data(),
+                       recv_offsets.data(), MPI_BYTE, MPI_COMM_WORLD, &request),
+        what);
+  wait(&request, what);
+}
+
+void Communicator::barrier(const char* what) {
+  if (size_ == 1) return;
+  MPI_Request request;
+  check(MPI_Ibarrier(MPI_COMM_WORLD, &request), what);
+  wait(&request, what);
+}
+
+}  // namespace dsv3
