@@ -6,6 +6,7 @@
 #include "base/thread_pool.h"
 #include "cli/commands.h"
 #include "cli/decoding_options.h"
+#include "cli/expert_parallel.h"
 #include "cli/print.h"
 #include "formats/model_dir.h"
 #include "infer/generate.h"
@@ -23,12 +24,14 @@ struct GenerateOptions {
   std::vector<std::string> stop;
   DecodingOptions decoding;
   bool chat = false, stats = false;
+  int64_t ep = 1;
 };
 
 void run(const GenerateOptions& o) {
   ThreadPool pool(o.decoding.threads);
   LoadedModel loaded = load_model(o.model, pool);
   Model& model = *loaded.model;
+  apply_expert_parallelism(model, o.ep);
   Tokenizer tokenizer = Tokenizer::load(o.model);
   std::vector<int32_t> ids;
   if (o.chat) {
@@ -76,6 +79,7 @@ void add_generate_command(CLI::App& app) {
   add_decoding_options(*cmd, o->decoding);
   cmd->add_flag("--chat", o->chat, "Apply the chat template to the prompt as one user message");
   cmd->add_flag("--stats", o->stats, "Print prefill and decode speed and the MTP acceptance rate to stderr");
+  add_ep_option(cmd, o->ep);
   cmd->callback([o] { run(*o); });
 }
 

@@ -7,8 +7,10 @@
 #include "base/error.h"
 #include "base/thread_pool.h"
 #include "cli/commands.h"
+#include "cli/expert_parallel.h"
 #include "cli/token_ids.h"
 #include "formats/model_dir.h"
+#include "dist/communicator.h"
 #include "formats/npy.h"
 
 namespace dsv3::cli {
@@ -22,6 +24,7 @@ struct LogitsOptions {
   std::string mtp_out;
   bool incremental = false;
   size_t threads = 0;
+  int64_t ep = 1;
 };
 
 // One line with the five most likely next tokens, so a run shows what the model predicts.
@@ -45,6 +48,8 @@ void run(const LogitsOptions& o) {
   ThreadPool pool(o.threads);
   LoadedModel loaded = load_model(o.model, pool);
   Model& model = *loaded.model;
+  apply_expert_parallelism(model, o.ep);
+  const bool writer = Communicator::world().is_root();
   const ModelConfig& c = model.config();
   const int64_t T = static_cast<int64_t>(ids.size());
   if (T > c.max_position_embeddings)
@@ -64,7 +69,7 @@ void run(const LogitsOptions& o) {
     model.forward(ids.data(), T, cache, hidden.data(), logits.data());
   }
   const double main_seconds = seconds_since(start);
-  write_npy_f32(o.out, logits.data(), {T, V});
+  if (writer) write_npy_f32(o.out, logits.data(), {T, V});
 
   if (!o.mtp_out.empty()) {
     const int64_t rows = T - 1;
@@ -75,7 +80,7 @@ void run(const LogitsOptions& o) {
     } else if (rows > 0) {
       model.forward_mtp(ids.data() + 1, hidden.data(), rows, mtp_cache, mtp_logits.data());
     }
-    write_npy_f32(o.mtp_out, mtp_logits.data(), {rows, V});
+    if (writer) write_npy_f32(o.mtp_out, mtp_logits.data(), {rows, V});
   }
   std::fprintf(stderr, "dsv3 logits: %lld tokens (%s) in %.3f s, %.1f tok/s, %zu threads -> %s [%lld, %lld]\n",
                static_cast<long long>(T), o.incremental ? "incremental" : "prefill", main_seconds,
@@ -94,6 +99,7 @@ void add_logits_command(CLI::App& app) {
   cmd->add_option("-o,--out", opts->out, "Output .npy for the main model's logits [T, vocab]")->required();
   cmd->add_option("--mtp", opts->mtp_out, "Also write the MTP module's logits [T-1, vocab] to this .npy");
   cmd->add_flag("--incremental", opts->incremental, "Feed tokens one at a time through the latent KV cache");
+  add_ep_option(cmd, opts->ep);
   cmd->add_option("-t,--threads", opts->threads, "Worker threads (default: all hardware threads)")
       ->check(CLI::Range(0, 1024));
   cmd->callback([opts] { run(*opts); });

@@ -12,6 +12,15 @@ namespace dsv3 {
 Model::Model(ModelConfig config, ModelWeights weights, ThreadPool& pool)
     : config_(std::move(config)), weights_(std::move(weights)), pool_(pool), rope_(rope_params(config_)) {}
 
+void Model::shard_experts(int64_t first, int64_t count, std::function<void(float*, int64_t)> sum_over_shards) {
+  if (first < 0 || count < 1 || first + count > config_.n_routed_experts)
+    fail("expert shard [", first, ", ", first + count, ") is outside the model's ", config_.n_routed_experts,
+         " routed experts");
+  first_expert_ = first;
+  expert_count_ = count;
+  sum_over_shards_ = std::move(sum_over_shards);
+}
+
 KvCache Model::make_cache(int64_t capacity) const {
   return KvCache(config_.num_hidden_layers, capacity, config_.kv_lora_rank + config_.qk_rope_head_dim);
 }

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <span>
 
 #include "base/thread_pool.h"
@@ -64,6 +65,12 @@ class Model {
   // the main model's hidden states, slice.cache the MTP caches); outputs as in forward.
   void forward_mtp(std::span<const SequenceSlice> slices, float* logits, float* hidden_out = nullptr);
 
+  // Expert parallelism: this model evaluates only the routed experts [first, first + count)
+  // and `sum_over_shards` adds up, in place, the partial routed outputs of all shards (every
+  // shard runs the same tokens). The other experts' weights are never read, so their pages
+  // of a mapped checkpoint are never loaded. Sums run in another order than one model's.
+  void shard_experts(int64_t first, int64_t count, std::function<void(float*, int64_t)> sum_over_shards);
+
  private:
   // Checks the slices and gathers their tokens; returns the total token count.
   int64_t begin_pass(std::span<const SequenceSlice> slices);
@@ -81,6 +88,8 @@ class Model {
   ModelConfig config_;
   ModelWeights weights_;
   ThreadPool& pool_;
+  int64_t first_expert_ = 0, expert_count_ = 0;  // expert_count_ 0: all experts, no sharding
+  std::function<void(float*, int64_t)> sum_over_shards_;
   RopeParams rope_;
   Workspace ws_;
 };

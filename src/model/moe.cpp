@@ -32,16 +32,20 @@ void Model::moe(const MoeWeights& w, const float* xn, int64_t T, float* out) {
     route_token(c, logits + t * n, bias, scratch, ws_.expert_ids.data() + t * k, ws_.expert_weights.data() + t * k);
 
   // Shared experts see every token; routed experts add their weighted outputs in expert
-  // order, so each token's sum has a fixed order whatever the thread count.
+  // order, so each token's sum has a fixed order whatever the thread count. A shard of the
+  // experts sums its part apart, then all shards' parts are added up.
   if (!w.shared.empty()) {
     swiglu_ffn(w.shared, xn, T, out);
   } else {
     std::fill(out, out + T * d, 0.0f);
   }
+  const bool sharded = expert_count_ > 0;
+  float* routed = sharded ? ws_.routed.get(T * d) : out;
+  if (sharded) std::fill(routed, routed + T * d, 0.0f);
   float* expert_in = ws_.expert_in.get(T * d);
   float* expert_out = ws_.expert_out.get(T * d);
   auto& tokens = ws_.token_order;
-  for (int64_t e = 0; e < n; ++e) {
+  for (int64_t e = sharded ? first_expert_ : 0; e < (sharded ? first_expert_ + expert_count_ : n); ++e) {
     tokens.clear();
     for (int64_t i = 0; i < T * k; ++i)
       if (ws_.expert_ids[i] == e) tokens.push_back(static_cast<int32_t>(i));  // i = token * k + slot
@@ -51,9 +55,13 @@ void Model::moe(const MoeWeights& w, const float* xn, int64_t T, float* out) {
     swiglu_ffn(w.experts[e], expert_in, count, expert_out);
     for (int64_t j = 0; j < count; ++j) {
       const float g = ws_.expert_weights[tokens[j]];
-      float* o = out + (tokens[j] / k) * d;
+      float* o = routed + (tokens[j] / k) * d;
       for (int64_t i = 0; i < d; ++i) o[i] += g * expert_out[j * d + i];
     }
+  }
+  if (sharded) {
+    sum_over_shards_(routed, T * d);
+    for (int64_t i = 0; i < T * d; ++i) out[i] += routed[i];
   }
 }
 

@@ -28,8 +28,8 @@ struct Workspace {
   Buffer rope_cos, rope_sin;
   // attention
   Buffer q_a, q, kv, q_latent, o_latent, o, scores;
-  // feed-forward: gate/up projections; MoE: router logits, routing, gathered tokens
-  Buffer gate, up, router, routing_scratch, expert_in, expert_out;
+  // feed-forward: gate/up projections; MoE: router logits, routing, gathered tokens, a shard's routed part
+  Buffer gate, up, router, routing_scratch, expert_in, expert_out, routed;
   std::vector<int32_t> expert_ids, token_order;
   std::vector<float> expert_weights;
   // MTP input: the gathered main-model hidden states, concat(enorm(embedding), hnorm(hidden))
