@@ -29,7 +29,7 @@ void run(const GenerateOptions& o) {
   ThreadPool pool(o.decoding.threads);
   LoadedModel loaded = load_model(o.model, pool);
   Model& model = *loaded.model;
-  Tokenizer tokenizer = Tokenizer::load(o.model);
+  Tokenizer tokenizer = Tokenizer::load(tokenizer_dir(o.model));
   std::vector<int32_t> ids;
   if (o.chat) {
     ids = ChatEncoder(tokenizer, o.model).encode({{"user", o.prompt}}, true);
