@@ -43,7 +43,7 @@ double median(std::vector<double> v) {
 std::vector<int32_t> bench_prompt(const BenchOptions& o, int64_t vocab_size) {
   std::vector<int32_t> ids;
   if (std::filesystem::exists(std::filesystem::path(o.model) / "tokenizer.json")) {
-    Tokenizer tokenizer = Tokenizer::load(o.model);
+    Tokenizer tokenizer = Tokenizer::load(tokenizer_dir(o.model));
     const std::string text =
         o.prompt.empty() ? "In the beginning God created the heaven and the earth. And the earth was without form, "
                            "and void; and darkness was upon the face of the deep. And the Spirit of God moved upon "
@@ -128,8 +128,7 @@ void run(const BenchOptions& o) {
   const DecodeResult plain = measure_decode(generator, prompt, o, 0, c.vocab_size);
   const DecodeResult speculative = drafts > 0 ? measure_decode(generator, prompt, o, drafts, c.vocab_size) : plain;
 
-  const std::string dtype(
-      dtype_name(loaded.checkpoint->get("model.layers.0.self_attn.kv_a_proj_with_mqa.weight").dtype));
+  const std::string dtype(dtype_name(model.weights().layers[0].attn.kv_a.dtype));
   const int64_t kv_bytes = (c.kv_lora_rank + c.qk_rope_head_dim) * c.num_hidden_layers * int64_t(sizeof(float));
   rusage usage{};
   getrusage(RUSAGE_SELF, &usage);

@@ -18,6 +18,7 @@ void add_bench_command(CLI::App& app);
 void add_chat_command(CLI::App& app);
 void add_serve_command(CLI::App& app);
 void add_convert_command(CLI::App& app);
+void add_schedule_command(CLI::App& app);
 
 // Writes RUN/plots/*.png from RUN/metrics.jsonl (dsv3 plot).
 void plot_run(const std::string& run_dir);

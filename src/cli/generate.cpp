@@ -32,7 +32,7 @@ void run(const GenerateOptions& o) {
   LoadedModel loaded = load_model(o.model, pool);
   Model& model = *loaded.model;
   apply_expert_parallelism(model, o.ep);
-  Tokenizer tokenizer = Tokenizer::load(o.model);
+  Tokenizer tokenizer = Tokenizer::load(tokenizer_dir(o.model));
   std::vector<int32_t> ids;
   if (o.chat) {
     ids = ChatEncoder(tokenizer, o.model).encode({{"user", o.prompt}}, true);

@@ -36,6 +36,7 @@ int main(int argc, char** argv) {
   dsv3::cli::add_bench_command(app);
   dsv3::cli::add_serve_command(app);
   dsv3::cli::add_convert_command(app);
+  dsv3::cli::add_schedule_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

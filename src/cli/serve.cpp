@@ -51,7 +51,7 @@ void run(ServeOptions o) {
   ThreadPool pool(o.decoding.threads);
   LoadedModel loaded = load_model(o.model, pool);
   Model& model = *loaded.model;
-  Tokenizer tokenizer = Tokenizer::load(o.model);
+  Tokenizer tokenizer = Tokenizer::load(tokenizer_dir(o.model));
   const int64_t context = std::min(o.context, model.config().max_position_embeddings);
   const int64_t drafts = drafts_per_step(o.decoding, model);
   const int64_t queue = o.queue < 0 ? o.parallel : o.queue;

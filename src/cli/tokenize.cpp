@@ -9,6 +9,7 @@
 #include "cli/commands.h"
 #include "cli/token_ids.h"
 #include "formats/json_file.h"
+#include "formats/model_dir.h"
 #include "tokenizer/chat_template.h"
 #include "tokenizer/tokenizer.h"
 
@@ -56,7 +57,7 @@ std::vector<ChatMessage> read_conversation(const std::string& path) {
 }
 
 void run(const TokenizeOptions& o) {
-  Tokenizer tokenizer = Tokenizer::load(o.model);
+  Tokenizer tokenizer = Tokenizer::load(tokenizer_dir(o.model));
   const bool chat = o.chat || !o.chat_file.empty();
   if (o.decode) {
     const std::string bytes = tokenizer.decode(parse_token_ids(read_input(o), "--decode input", false));

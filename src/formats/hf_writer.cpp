@@ -1,7 +1,6 @@
 #include "formats/hf_writer.h"
 
 #include <algorithm>
-#include <cstring>
 #include <filesystem>
 
 #include "base/atomic_file.h"
@@ -10,32 +9,6 @@
 #include "tensor/fp8_blocks.h"
 
 namespace dsv3 {
-
-namespace {
-
-// Encodes FP32 values into a byte buffer of the given dtype.
-std::vector<uint8_t> encode(const std::vector<float>& values, DType dtype) {
-  std::vector<uint8_t> out(values.size() * dtype_size(dtype));
-  for (size_t i = 0; i < values.size(); ++i) {
-    switch (dtype) {
-      case DType::F32: std::memcpy(out.data() + 4 * i, &values[i], 4); break;
-      case DType::BF16: {
-        const uint16_t h = f32_to_bf16(values[i]);
-        std::memcpy(out.data() + 2 * i, &h, 2);
-        break;
-      }
-      case DType::F16: {
-        const uint16_t h = f32_to_f16(values[i]);
-        std::memcpy(out.data() + 2 * i, &h, 2);
-        break;
-      }
-      case DType::F8_E4M3: out[i] = f32_to_e4m3(values[i]); break;
-    }
-  }
-  return out;
-}
-
-}  // namespace
 
 void write_checkpoint(const std::string& dir, ModelConfig config, DType dtype,
                       const std::function<void(const WeightSlot&, float*)>& fill) {
@@ -59,7 +32,7 @@ void write_checkpoint(const std::string& dir, ModelConfig config, DType dtype,
     fill(slot, values.data());
     std::vector<int64_t> shape = slot.cols ? std::vector<int64_t>{slot.rows, slot.cols} : std::vector<int64_t>{slot.rows};
     if (slot.role == WeightRole::Bias) {
-      add(slot.name, DType::F32, shape, encode(values, DType::F32));
+      add(slot.name, DType::F32, shape, encode_values(values.data(), values.size(), DType::F32));
     } else if (dtype == DType::F8_E4M3 && slot.role == WeightRole::Projection) {
       const int64_t B = kFp8BlockSize;
       std::vector<uint8_t> q(values.size());
@@ -67,10 +40,10 @@ void write_checkpoint(const std::string& dir, ModelConfig config, DType dtype,
       quantize_fp8_blocks(values.data(), slot.rows, slot.cols, q.data(), scales.data());
       add(slot.name, DType::F8_E4M3, shape, std::move(q));
       add(slot.name + "_scale_inv", DType::F32, {(slot.rows + B - 1) / B, (slot.cols + B - 1) / B},
-          encode(scales, DType::F32));
+          encode_values(scales.data(), scales.size(), DType::F32));
     } else {
-      add(slot.name, dtype == DType::F8_E4M3 ? DType::BF16 : dtype, shape,
-          encode(values, dtype == DType::F8_E4M3 ? DType::BF16 : dtype));
+      const DType stored = dtype == DType::F8_E4M3 ? DType::BF16 : dtype;
+      add(slot.name, stored, shape, encode_values(values.data(), values.size(), stored));
     }
   }
 

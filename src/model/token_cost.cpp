@@ -7,7 +7,7 @@ namespace {
 // Bytes of a matrix as stored (FP8: its block scales too).
 double stored_bytes(const Matrix& m) {
   if (m.empty()) return 0;
-  double bytes = double(m.rows) * double(m.cols) * double(dtype_size(m.dtype));
+  double bytes = double(m.rows) * double(m.row_bytes());
   if (m.dtype == DType::F8_E4M3)
     bytes += double((m.rows + kFp8BlockSize - 1) / kFp8BlockSize) * double(m.scale_cols()) * sizeof(float);
   return bytes;

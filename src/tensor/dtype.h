@@ -1,5 +1,8 @@
 // Storage dtypes of weights and their conversions to and from FP32.
 // Arithmetic in dsv3 is FP32; these types only describe how numbers are stored.
+// Q8_0, Q4_K and Q6_K are ggml's block-quantised formats (GGUF files): a row is a whole
+// number of fixed-size blocks, each holding 32 or 256 values with their scales
+// (tensor/block_quant.h has the layouts).
 #pragma once
 
 #include <array>
@@ -9,17 +12,26 @@
 #include <optional>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 #include "tensor/fp8.h"
 
 namespace dsv3 {
 
-enum class DType { F32, F16, BF16, F8_E4M3 };
+enum class DType { F32, F16, BF16, F8_E4M3, Q8_0, Q4_K, Q6_K };
 
-// safetensors spelling: "F32", "F16", "BF16", "F8_E4M3".
+// safetensors spelling: "F32", "F16", "BF16", "F8_E4M3"; ggml's for the block formats.
 std::string_view dtype_name(DType dtype);
+// The safetensors dtypes only: a block format is never a safetensors dtype.
 std::optional<DType> dtype_from_name(std::string_view name);
+// Bytes of one element, or of one block for the block formats.
 size_t dtype_size(DType dtype);
+// Values per block: 1 for element dtypes.
+int64_t dtype_block_values(DType dtype);
+// Bytes of a row of `cols` values (a multiple of dtype_block_values).
+inline size_t dtype_row_bytes(DType dtype, int64_t cols) {
+  return static_cast<size_t>(cols / dtype_block_values(dtype)) * dtype_size(dtype);
+}
 
 inline float bits_to_f32(uint32_t bits) {
   float f;
@@ -44,5 +56,9 @@ inline uint16_t f32_to_bf16(float f) {
 
 float f16_to_f32(uint16_t h);
 uint16_t f32_to_f16(float f);
+
+// `count` FP32 values stored in dtype: rounded to nearest even (BF16, F16, E4M3 without
+// scales), or quantised to Q8_0 blocks (count a multiple of 32). Q4_K and Q6_K are read-only.
+std::vector<uint8_t> encode_values(const float* values, size_t count, DType dtype);
 
 }  // namespace dsv3

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "tensor/block_quant.h"
+
 namespace dsv3 {
 
 void Matrix::decode_row(int64_t r, int64_t c0, int64_t c1, float* out) const {
@@ -47,6 +49,11 @@ void Matrix::decode_row(int64_t r, int64_t c0, int64_t c1, float* out) const {
       }
       break;
     }
+    case DType::Q8_0:
+    case DType::Q4_K:
+    case DType::Q6_K:
+      decode_blocks(dtype, static_cast<const uint8_t*>(data) + static_cast<size_t>(r) * row_bytes(), c0, c1, out);
+      break;
   }
 }
 

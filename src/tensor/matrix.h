@@ -2,6 +2,8 @@
 // A Matrix is row-major [rows, cols] like a PyTorch Linear weight: y = W x.
 // FP8 matrices carry the 128x128 block scales of the DeepSeek-V3 release:
 //   w[r][c] = e4m3(q[r][c]) * scale_inv[r / 128][c / 128]   (edge blocks partial).
+// In the block formats (Q8_0, Q4_K, Q6_K) each row is cols / dtype_block_values whole
+// blocks, which carry their own scales.
 #pragma once
 
 #include <cstddef>
@@ -18,18 +20,19 @@ struct Matrix {
   DType dtype = DType::F32;
   int64_t rows = 0;
   int64_t cols = 0;
-  const void* data = nullptr;            // rows * cols elements of dtype
+  const void* data = nullptr;            // rows rows of row_bytes() each
   const float* scale_inv = nullptr;      // FP8 only: [ceil(rows/128)][ceil(cols/128)]
   int64_t first_row = 0;                 // FP8 only: row of `data` in the full matrix, for scale lookup
 
   bool empty() const { return data == nullptr; }
   int64_t scale_cols() const { return (cols + kFp8BlockSize - 1) / kFp8BlockSize; }
+  size_t row_bytes() const { return dtype_row_bytes(dtype, cols); }
 
   // Rows [begin, begin + count) as a matrix of their own (a head's slice of a projection).
   Matrix row_slice(int64_t begin, int64_t count) const {
     Matrix m = *this;
     m.rows = count;
-    m.data = static_cast<const uint8_t*>(data) + static_cast<size_t>(begin * cols) * dtype_size(dtype);
+    m.data = static_cast<const uint8_t*>(data) + static_cast<size_t>(begin) * row_bytes();
     m.first_row = first_row + begin;
     return m;
   }

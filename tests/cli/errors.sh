@@ -59,6 +59,16 @@ expect_error convert_into_model "not an empty directory" "$dsv3" convert -m "$wo
 expect_error convert_unknown_target "--to" "$dsv3" convert -m "$work/tiny" -o "$work/c1" --to int4
 expect_error convert_missing_model "not found" "$dsv3" convert -m "$work/nope" -o "$work/c2" --to fp8
 expect_error convert_truncated "model.safetensors" "$dsv3" convert -m "$work/truncated" -o "$work/c3" --to fp8
+expect_error convert_type_without_gguf "--type" "$dsv3" convert -m "$work/tiny" -o "$work/c4" --to bf16 --type q8_0
+expect_error convert_bad_gguf_type "--type" "$dsv3" convert -m "$work/tiny" -o "$work/x.gguf" --to gguf --type q4_0
+
+mkdir -p "$work/gguf"
+"$dsv3" convert -m "$work/tiny" -o "$work/gguf/tiny.gguf" --to gguf 2>/dev/null
+head -c 3000 "$work/gguf/tiny.gguf" >"$work/gguf/truncated.gguf"
+expect_error gguf_exists "exists" "$dsv3" convert -m "$work/tiny" -o "$work/gguf/tiny.gguf" --to gguf
+expect_error gguf_truncated "truncated.gguf" "$dsv3" logits -m "$work/gguf/truncated.gguf" --ids "1 2" -o "$work/o.npy"
+expect_error gguf_not_gguf "not a GGUF file" "$dsv3" logits -m "$work/tiny/config.json" --ids "1 2" -o "$work/o.npy"
+expect_error gguf_no_tokenizer "tokenizer.json" "$dsv3" generate -m "$work/gguf/tiny.gguf" -p "hello"
 
 expect_error serve_missing_model "model directory not found" "$dsv3" serve -m "$work/nope" --port 0
 mkdir -p "$work/no_tokenizer" && cp "$work/tiny/config.json" "$work/tiny/model.safetensors" "$work/no_tokenizer/"
