@@ -43,6 +43,10 @@ void add_train_command(CLI::App& app) {
   cmd->add_option("--ep", o->ep,
                   "Expert parallelism under mpirun: 1, or the number of ranks to shard the routed experts over")
       ->capture_default_str();
+  cmd->add_option("--pp", o->pp, "Pipeline parallelism under mpirun: 1, or the number of ranks to cut the layers over")
+      ->capture_default_str();
+  cmd->add_option("--schedule", o->schedule, "Pipeline schedule with --pp: 1f1b or dualpipe (micro-batches = --batch)")
+      ->capture_default_str();
   cmd->add_option("--dist-timeout", o->dist_timeout,
                   "Under mpirun: seconds a rank waits for the others before it ends the job")
       ->capture_default_str();

@@ -6,7 +6,9 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <limits>
 #include <thread>
+#include <vector>
 
 #include "base/error.h"
 
@@ -29,6 +31,17 @@ void check(int code, const char* what) {
 
 // MPI counts are int: large buffers go in pieces.
 constexpr size_t kMaxPiece = size_t{1} << 30;
+
+// Sends posted by Communicator::send and not yet waited for (the communicator is one per process).
+std::vector<MPI_Request>& pending_sends() {
+  static std::vector<MPI_Request> requests;
+  return requests;
+}
+
+int message_bytes(int64_t bytes, const char* what) {
+  if (bytes < 0 || bytes > std::numeric_limits<int>::max()) fail(what, ": a message of ", bytes, " bytes");
+  return static_cast<int>(bytes);
+}
 
 }  // namespace
 
@@ -140,6 +153,25 @@ void Communicator::alltoallv(const void* send, std::span<const int> send_bytes, 
                        recv_offsets.data(), MPI_BYTE, MPI_COMM_WORLD, &request),
         what);
   wait(&request, what);
+}
+
+void Communicator::send(const void* data, int64_t bytes, int peer, int tag, const char* what) {
+  if (peer < 0 || peer >= size_ || peer == rank_) fail(what, ": no rank ", peer, " to send to");
+  MPI_Request request;
+  check(MPI_Isend(data, message_bytes(bytes, what), MPI_BYTE, peer, tag, MPI_COMM_WORLD, &request), what);
+  pending_sends().push_back(request);
+}
+
+void Communicator::receive(void* data, int64_t bytes, int peer, int tag, const char* what) {
+  if (peer < 0 || peer >= size_ || peer == rank_) fail(what, ": no rank ", peer, " to receive from");
+  MPI_Request request;
+  check(MPI_Irecv(data, message_bytes(bytes, what), MPI_BYTE, peer, tag, MPI_COMM_WORLD, &request), what);
+  wait(&request, what);
+}
+
+void Communicator::wait_sends(const char* what) {
+  for (MPI_Request& request : pending_sends()) wait(&request, what);
+  pending_sends().clear();
 }
 
 void Communicator::barrier(const char* what) {

@@ -43,6 +43,12 @@ class Communicator {
                  std::span<const int> recv_bytes, std::span<const int> recv_offsets, const char* what);
   void barrier(const char* what);
 
+  // Point to point. send() posts a non-blocking send and returns at once: `data` must stay
+  // unchanged until wait_sends(). receive() returns when the message (same peer and tag) is in.
+  void send(const void* data, int64_t bytes, int peer, int tag, const char* what);
+  void receive(void* data, int64_t bytes, int peer, int tag, const char* what);
+  void wait_sends(const char* what);
+
   // Ends every rank of the job with exit code 1 after printing `message` (one line, naming
   // this rank). Single-process: prints and exits.
   [[noreturn]] void abort(const std::string& message);

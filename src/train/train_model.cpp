@@ -533,104 +533,180 @@ void TrainModel<T>::block_backward(const Layer& l, const BlockCache& c, int64_t 
   for (int64_t i = 0; i < n * d; ++i) dx_in[i] = dx_mid[i] + dnorm[i];
 }
 
-// ---- The whole model -------------------------------------------------------------------
+// ---- Pipeline stages and the whole model ---------------------------------------------------
+
+template <typename T>
+struct TrainModel<T>::StageState {
+  int64_t n = 0;
+  const int32_t* tokens = nullptr;
+  std::vector<BlockCache> caches;  // the stage's layers
+  // The last stage: the residual stream before the final norm, its output, logits and targets,
+  // and the MTP module's activations.
+  Buf<T> x_last, hidden, logits;
+  std::vector<int32_t> targets, mtp_targets;
+  BlockCache mtp_cache;
+  Buf<T> embedded, concat, mtp_x, mtp_out, mtp_hidden, mtp_logits;
+};
+
+template <typename T>
+std::vector<typename TrainModel<T>::Stage> TrainModel<T>::pipeline_stages(const ModelConfig& config, int64_t count) {
+  const int64_t L = config.num_hidden_layers;
+  if (count < 1 || count > L)
+    fail("cannot cut ", L, " decoder layers into ", count, " pipeline stages (each needs at least one layer)");
+  std::vector<Stage> stages;
+  for (int64_t s = 0; s < count; ++s) stages.push_back({s * L / count, (s + 1) * L / count, s + 1 == count});
+  return stages;
+}
+
+template <typename T>
+void TrainModel<T>::prepare_positions(int64_t n) {
+  const int64_t half = config_.qk_rope_head_dim / 2;
+  if (static_cast<int64_t>(cos_.size()) == n * half) return;
+  cos_.resize(static_cast<size_t>(n * half));
+  sin_.resize(cos_.size());
+  rope_tables(rope_.inv_freq.data(), config_.qk_rope_head_dim, 0, n, rope_.magnitude, cos_.data(), sin_.data());
+}
+
+template <typename T>
+typename TrainModel<T>::Activations TrainModel<T>::forward_stage(const TrainWeights<T>& w, const Stage& stage,
+                                                                 const int32_t* tokens, int64_t count, const T* x_in,
+                                                                 T* x_out, Losses& losses,
+                                                                 std::vector<int64_t>* expert_counts) {
+  const ModelConfig& cfg = config_;
+  const int64_t d = cfg.hidden_size, V = cfg.vocab_size, n = count;
+  const T eps = static_cast<T>(cfg.rms_norm_eps);
+  if (n < 2) fail("a training sequence needs at least 2 tokens, got ", n);
+  for (int64_t t = 0; t < n; ++t)
+    if (tokens[t] < 0 || tokens[t] >= V) fail("token id ", tokens[t], " is outside the vocabulary [0, ", V, ")");
+  prepare_positions(n);
+  balance_total_ = 0;
+  auto state = std::make_shared<StageState>();
+  StageState& st = *state;
+  st.n = n;
+  st.tokens = tokens;
+
+  // Decoder layers; the first stage embeds the tokens.
+  Buf<T> x(static_cast<size_t>(n * d)), next(x.size());
+  if (stage.first_layer == 0) {
+    embedding(w.embed.data, tokens, n, d, x.data());
+  } else {
+    std::copy_n(x_in, n * d, x.data());
+  }
+  int64_t moe_index = 0;  // MoE layers before this stage's first
+  for (int64_t i = 0; i < stage.first_layer; ++i) moe_index += w.layers[i].is_moe;
+  st.caches.resize(static_cast<size_t>(stage.end_layer - stage.first_layer));
+  for (int64_t i = stage.first_layer; i < stage.end_layer; ++i) {
+    int64_t* counts = nullptr;
+    if (expert_counts && w.layers[i].is_moe) counts = expert_counts_of(*expert_counts, moe_index, cfg.n_routed_experts);
+    moe_index += w.layers[i].is_moe;
+    block_forward(w.layers[i], x.data(), n, st.caches[i - stage.first_layer], next.data(), counts);
+    x.swap(next);
+  }
+  if (!stage.last) {
+    std::copy_n(x.data(), n * d, x_out);
+    losses.balance += balance_total_;
+    return state;
+  }
+
+  // Final norm, head and the main loss.
+  st.x_last = std::move(x);
+  st.hidden.resize(st.x_last.size());
+  st.logits.resize(static_cast<size_t>(n * V));
+  rmsnorm(st.x_last.data(), d, n, d, w.final_norm.data, eps, st.hidden.data(), d);
+  linear(st.hidden.data(), w.head.data, n, d, V, st.logits.data(), pool_);
+  st.targets.assign(static_cast<size_t>(n), -1);
+  for (int64_t t = 0; t + 1 < n; ++t) st.targets[t] = tokens[t + 1];
+  losses.main += cross_entropy(st.logits.data(), st.targets.data(), n, V) / double(n - 1);
+
+  // MTP module on positions 0..n-2: (h_i, tokens[i+1]) -> tokens[i+2].
+  const int64_t m = n - 1;
+  st.mtp_targets.assign(static_cast<size_t>(m), -1);
+  for (int64_t i = 0; i + 2 < n; ++i) st.mtp_targets[i] = tokens[i + 2];
+  if (w.mtp) {
+    const auto& mw = *w.mtp;
+    st.embedded.resize(static_cast<size_t>(m * d));
+    st.concat.resize(static_cast<size_t>(m * 2 * d));
+    embedding(mw.embed.data, tokens + 1, m, d, st.embedded.data());
+    rmsnorm(st.embedded.data(), d, m, d, mw.enorm.data, eps, st.concat.data(), 2 * d);
+    rmsnorm(st.hidden.data(), d, m, d, mw.hnorm.data, eps, st.concat.data() + d, 2 * d);
+    st.mtp_x.resize(static_cast<size_t>(m * d));
+    st.mtp_out.resize(st.mtp_x.size());
+    linear(st.concat.data(), mw.eh_proj.data, m, 2 * d, d, st.mtp_x.data(), pool_);
+    int64_t* counts = nullptr;  // the MTP block's experts come after the main model's MoE layers
+    if (expert_counts) {
+      int64_t main_moe_layers = 0;
+      for (const auto& layer : w.layers) main_moe_layers += layer.is_moe;
+      counts = expert_counts_of(*expert_counts, main_moe_layers, cfg.n_routed_experts);
+    }
+    block_forward(mw.block, st.mtp_x.data(), m, st.mtp_cache, st.mtp_out.data(), counts);
+    st.mtp_hidden.resize(st.mtp_x.size());
+    rmsnorm(st.mtp_out.data(), d, m, d, mw.head_norm.data, eps, st.mtp_hidden.data(), d);
+    st.mtp_logits.resize(static_cast<size_t>(m * V));
+    linear(st.mtp_hidden.data(), mw.head.data, m, d, V, st.mtp_logits.data(), pool_);
+    if (m > 1) losses.mtp += cross_entropy(st.mtp_logits.data(), st.mtp_targets.data(), m, V) / double(m - 1);
+  }
+  losses.balance += balance_total_;
+  return state;
+}
+
+template <typename T>
+void TrainModel<T>::backward_stage(const TrainWeights<T>& w, const Stage& stage, const StageState& st,
+                                   double mtp_weight, const T* dx_out, T* dx_in, TrainWeights<T>& g) {
+  const ModelConfig& cfg = config_;
+  const int64_t d = cfg.hidden_size, V = cfg.vocab_size, n = st.n, m = n - 1;
+  const T eps = static_cast<T>(cfg.rms_norm_eps);
+  prepare_positions(n);
+  Buf<T> dx(static_cast<size_t>(n * d)), dprev(dx.size());
+  if (stage.last) {
+    Buf<T> dlogits(st.logits.size()), dhidden(st.hidden.size());
+    cross_entropy_backward(st.logits.data(), st.targets.data(), n, V, T(1) / T(n - 1), dlogits.data());
+    linear_backward(st.hidden.data(), w.head.data, dlogits.data(), n, d, V, dhidden.data(), g.head.data, pool_);
+    if (w.mtp && m > 1 && mtp_weight != 0) {
+      const auto& mw = *w.mtp;
+      auto& mg = *g.mtp;
+      Buf<T> d_logits(st.mtp_logits.size()), d_hidden(st.mtp_hidden.size()), d_out(st.mtp_out.size()),
+          d_x(st.mtp_x.size());
+      cross_entropy_backward(st.mtp_logits.data(), st.mtp_targets.data(), m, V,
+                             static_cast<T>(mtp_weight / double(m - 1)), d_logits.data());
+      linear_backward(st.mtp_hidden.data(), mw.head.data, d_logits.data(), m, d, V, d_hidden.data(), mg.head.data,
+                      pool_);
+      rmsnorm_backward(st.mtp_out.data(), d_hidden.data(), m, d, mw.head_norm.data, eps, d_out.data(),
+                       mg.head_norm.data);
+      block_backward(mw.block, st.mtp_cache, m, d_out.data(), d_x.data(), mg.block);
+      Buf<T> d_concat(st.concat.size());
+      linear_backward(st.concat.data(), mw.eh_proj.data, d_x.data(), m, 2 * d, d, d_concat.data(), mg.eh_proj.data,
+                      pool_);
+      Buf<T> half_grad(static_cast<size_t>(m * d)), d_in(half_grad.size());
+      for (int64_t i = 0; i < m; ++i) std::copy_n(&d_concat[i * 2 * d], d, &half_grad[i * d]);
+      rmsnorm_backward(st.embedded.data(), half_grad.data(), m, d, mw.enorm.data, eps, d_in.data(), mg.enorm.data);
+      embedding_backward(st.tokens + 1, d_in.data(), m, d, mg.embed.data);
+      for (int64_t i = 0; i < m; ++i) std::copy_n(&d_concat[i * 2 * d + d], d, &half_grad[i * d]);
+      rmsnorm_backward(st.hidden.data(), half_grad.data(), m, d, mw.hnorm.data, eps, d_in.data(), mg.hnorm.data);
+      add_into(dhidden.data(), d_in.data(), m * d);
+    }
+    rmsnorm_backward(st.x_last.data(), dhidden.data(), n, d, w.final_norm.data, eps, dx.data(), g.final_norm.data);
+  } else {
+    std::copy_n(dx_out, n * d, dx.data());
+  }
+  for (int64_t i = stage.end_layer - 1; i >= stage.first_layer; --i) {
+    block_backward(w.layers[i], st.caches[i - stage.first_layer], n, dx.data(), dprev.data(), g.layers[i]);
+    dx.swap(dprev);
+  }
+  if (stage.first_layer == 0) {
+    embedding_backward(st.tokens, dx.data(), n, d, g.embed.data);
+  } else {
+    std::copy_n(dx.data(), n * d, dx_in);
+  }
+}
 
 template <typename T>
 typename TrainModel<T>::Losses TrainModel<T>::run(const TrainWeights<T>& w, const int32_t* tokens, int64_t count,
                                                   double mtp_weight, TrainWeights<T>* grads,
                                                   std::vector<int64_t>* expert_counts) {
-  const ModelConfig& cfg = config_;
-  const int64_t d = cfg.hidden_size, V = cfg.vocab_size, L = cfg.num_hidden_layers, n = count;
-  const T eps = static_cast<T>(cfg.rms_norm_eps);
-  if (n < 2) fail("a training sequence needs at least 2 tokens, got ", n);
-  balance_total_ = 0;
-  for (int64_t t = 0; t < n; ++t)
-    if (tokens[t] < 0 || tokens[t] >= V) fail("token id ", tokens[t], " is outside the vocabulary [0, ", V, ")");
-  const int64_t half = cfg.qk_rope_head_dim / 2;
-  cos_.resize(static_cast<size_t>(n * half));
-  sin_.resize(cos_.size());
-  rope_tables(rope_.inv_freq.data(), cfg.qk_rope_head_dim, 0, n, rope_.magnitude, cos_.data(), sin_.data());
-
-  // Main model.
-  std::vector<BlockCache> caches(static_cast<size_t>(L));
-  Buf<T> x(static_cast<size_t>(n * d)), next(x.size());
-  embedding(w.embed.data, tokens, n, d, x.data());
-  int64_t moe_index = 0;
-  for (int64_t i = 0; i < L; ++i) {
-    int64_t* counts = nullptr;
-    if (expert_counts && w.layers[i].is_moe) counts = expert_counts_of(*expert_counts, moe_index, cfg.n_routed_experts);
-    moe_index += w.layers[i].is_moe;
-    block_forward(w.layers[i], x.data(), n, caches[i], next.data(), counts);
-    x.swap(next);
-  }
-  Buf<T> hidden(x.size()), logits(static_cast<size_t>(n * V));
-  rmsnorm(x.data(), d, n, d, w.final_norm.data, eps, hidden.data(), d);
-  linear(hidden.data(), w.head.data, n, d, V, logits.data(), pool_);
-  std::vector<int32_t> targets(static_cast<size_t>(n), -1);
-  for (int64_t t = 0; t + 1 < n; ++t) targets[t] = tokens[t + 1];
+  const Stage whole{0, config_.num_hidden_layers, true};
   Losses losses;
-  losses.main = cross_entropy(logits.data(), targets.data(), n, V) / double(n - 1);
-
-  // MTP module on positions 0..n-2: (h_i, tokens[i+1]) -> tokens[i+2].
-  const bool mtp = w.mtp.has_value();
-  const int64_t m = n - 1;
-  BlockCache mtp_cache;
-  Buf<T> embedded, concat, mtp_x, mtp_out, mtp_hidden, mtp_logits;
-  std::vector<int32_t> mtp_targets(static_cast<size_t>(m), -1);
-  for (int64_t i = 0; i + 2 < n; ++i) mtp_targets[i] = tokens[i + 2];
-  if (mtp) {
-    const auto& mw = *w.mtp;
-    embedded.resize(static_cast<size_t>(m * d));
-    concat.resize(static_cast<size_t>(m * 2 * d));
-    embedding(mw.embed.data, tokens + 1, m, d, embedded.data());
-    rmsnorm(embedded.data(), d, m, d, mw.enorm.data, eps, concat.data(), 2 * d);
-    rmsnorm(hidden.data(), d, m, d, mw.hnorm.data, eps, concat.data() + d, 2 * d);
-    mtp_x.resize(static_cast<size_t>(m * d));
-    mtp_out.resize(mtp_x.size());
-    linear(concat.data(), mw.eh_proj.data, m, 2 * d, d, mtp_x.data(), pool_);
-    int64_t* counts = nullptr;  // the MTP block's experts come after the main model's MoE layers
-    if (expert_counts) counts = expert_counts_of(*expert_counts, moe_index, cfg.n_routed_experts);
-    block_forward(mw.block, mtp_x.data(), m, mtp_cache, mtp_out.data(), counts);
-    mtp_hidden.resize(mtp_x.size());
-    rmsnorm(mtp_out.data(), d, m, d, mw.head_norm.data, eps, mtp_hidden.data(), d);
-    mtp_logits.resize(static_cast<size_t>(m * V));
-    linear(mtp_hidden.data(), mw.head.data, m, d, V, mtp_logits.data(), pool_);
-    if (m > 1) losses.mtp = cross_entropy(mtp_logits.data(), mtp_targets.data(), m, V) / double(m - 1);
-  }
-  losses.balance = balance_total_;
-  if (!grads) return losses;
-
-  // Backward.
-  TrainWeights<T>& g = *grads;
-  Buf<T> dlogits(logits.size()), dhidden(hidden.size());
-  cross_entropy_backward(logits.data(), targets.data(), n, V, T(1) / T(n - 1), dlogits.data());
-  linear_backward(hidden.data(), w.head.data, dlogits.data(), n, d, V, dhidden.data(), g.head.data, pool_);
-  if (mtp && m > 1 && mtp_weight != 0) {
-    const auto& mw = *w.mtp;
-    auto& mg = *g.mtp;
-    Buf<T> d_logits(mtp_logits.size()), d_hidden(mtp_hidden.size()), d_out(mtp_out.size()), d_x(mtp_x.size());
-    cross_entropy_backward(mtp_logits.data(), mtp_targets.data(), m, V, static_cast<T>(mtp_weight / double(m - 1)),
-                           d_logits.data());
-    linear_backward(mtp_hidden.data(), mw.head.data, d_logits.data(), m, d, V, d_hidden.data(), mg.head.data, pool_);
-    rmsnorm_backward(mtp_out.data(), d_hidden.data(), m, d, mw.head_norm.data, eps, d_out.data(), mg.head_norm.data);
-    block_backward(mw.block, mtp_cache, m, d_out.data(), d_x.data(), mg.block);
-    Buf<T> d_concat(concat.size());
-    linear_backward(concat.data(), mw.eh_proj.data, d_x.data(), m, 2 * d, d, d_concat.data(), mg.eh_proj.data, pool_);
-    Buf<T> half_grad(static_cast<size_t>(m * d)), d_in(half_grad.size());
-    for (int64_t i = 0; i < m; ++i) std::copy_n(&d_concat[i * 2 * d], d, &half_grad[i * d]);
-    rmsnorm_backward(embedded.data(), half_grad.data(), m, d, mw.enorm.data, eps, d_in.data(), mg.enorm.data);
-    embedding_backward(tokens + 1, d_in.data(), m, d, mg.embed.data);
-    for (int64_t i = 0; i < m; ++i) std::copy_n(&d_concat[i * 2 * d + d], d, &half_grad[i * d]);
-    rmsnorm_backward(hidden.data(), half_grad.data(), m, d, mw.hnorm.data, eps, d_in.data(), mg.hnorm.data);
-    add_into(dhidden.data(), d_in.data(), m * d);
-  }
-  Buf<T> dx(x.size()), dprev(x.size());
-  rmsnorm_backward(x.data(), dhidden.data(), n, d, w.final_norm.data, eps, dx.data(), g.final_norm.data);
-  for (int64_t i = L - 1; i >= 0; --i) {
-    block_backward(w.layers[i], caches[i], n, dx.data(), dprev.data(), g.layers[i]);
-    dx.swap(dprev);
-  }
-  embedding_backward(tokens, dx.data(), n, d, g.embed.data);
+  const Activations state = forward_stage(w, whole, tokens, count, nullptr, nullptr, losses, expert_counts);
+  if (grads) backward_stage(w, whole, *state, mtp_weight, nullptr, nullptr, *grads);
   return losses;
 }
 

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <utility>
 #include <vector>
 
@@ -44,6 +45,30 @@ class TrainModel {
   // [MoE layers of the main model, then the MTP block][n_routed_experts].
   Losses run(const TrainWeights<T>& w, const int32_t* tokens, int64_t count, double mtp_weight,
              TrainWeights<T>* grads, std::vector<int64_t>* expert_counts = nullptr);
+
+  // Pipeline parallelism cuts the model into stages in layer order: stage s holds decoder
+  // layers [first_layer, end_layer); the first (first_layer 0) also the embedding, the last the
+  // final norm, head, losses and MTP module. run() is the one stage of all layers.
+  struct Stage {
+    int64_t first_layer = 0, end_layer = 0;
+    bool last = true;
+  };
+  // `count` stages of (nearly) equal numbers of layers.
+  static std::vector<Stage> pipeline_stages(const ModelConfig& config, int64_t count);
+
+  struct StageState;  // a stage's activations for one sequence, kept from its forward to its backward
+  using Activations = std::shared_ptr<StageState>;
+  // The stage's forward on one sequence (every stage gets all `count` tokens: the first embeds
+  // them, the last takes its targets from them; they must outlive the backward). x_in: the
+  // previous stage's output [count][d] (not read by the first); x_out: this stage's output
+  // (not written by the last). Adds the stage's losses (the balance loss of its MoE layers;
+  // main and MTP on the last) into `losses` and its expert loads into `expert_counts`.
+  Activations forward_stage(const TrainWeights<T>& w, const Stage& stage, const int32_t* tokens, int64_t count,
+                            const T* x_in, T* x_out, Losses& losses, std::vector<int64_t>* expert_counts);
+  // Its backward: dx_out is the gradient of x_out (not read by the last stage), dx_in receives
+  // that of x_in (not written by the first); parameter gradients are added into `grads`.
+  void backward_stage(const TrainWeights<T>& w, const Stage& stage, const StageState& state, double mtp_weight,
+                      const T* dx_out, T* dx_in, TrainWeights<T>& grads);
 
   // The precision of the projections' GEMM inputs (attention and feed-forward linear
   // layers; the embedding, heads, router and attention core stay FP32): kF32 (default),
@@ -81,6 +106,7 @@ class TrainModel {
   using Moe = BasicMoeWeights<DenseMatrix<T>, DenseVector<T>>;
   using Attention = BasicAttentionWeights<DenseMatrix<T>, DenseVector<T>>;
 
+  void prepare_positions(int64_t n);  // rope tables for positions 0..n-1
   void project(const T* x, const T* W, int64_t n, int64_t in, int64_t out, T* y);
   void project_backward(const T* x, const T* W, const T* dy, int64_t n, int64_t in, int64_t out, T* dx, T* dW);
   void block_forward(const Layer& l, const T* x_in, int64_t n, BlockCache& cache, T* x_out, int64_t* counts);
@@ -109,7 +135,7 @@ class TrainModel {
   int64_t first_expert_ = 0, owned_experts_ = 0;  // this rank's routed experts
   DispatchStats dispatch_stats_;
   double balance_total_ = 0;  // accumulated over the MoE layers of one run()
-  std::vector<T> cos_, sin_;  // rope tables for positions 0..count-1
+  std::vector<T> cos_, sin_;  // rope tables for positions 0..n-1 of the current sequence length
 };
 
 }  // namespace dsv3

@@ -12,6 +12,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <numeric>
+#include <optional>
 #include <random>
 
 #include "base/atomic_file.h"
@@ -28,6 +29,8 @@
 #include "tokenizer/tokenizer.h"
 #include "train/adamw.h"
 #include "train/documents.h"
+#include "train/gradient_sum.h"
+#include "train/pipeline_step.h"
 #include "train/train_model.h"
 
 namespace dsv3 {
@@ -192,11 +195,15 @@ std::string train(const TrainOptions& o) {
   Communicator& comm = Communicator::world();
   comm.set_timeout(o.dist_timeout);
   const int64_t ranks = comm.size(), rank = comm.rank();
-  if (o.batch % ranks != 0)
+  for (auto [flag, value] : {std::pair{"--ep", o.ep}, std::pair{"--pp", o.pp}})
+    if (value != 1 && value != ranks)
+      fail(flag, " ", value, " must be 1 or the number of ranks (", ranks, "; start with mpirun -np ", value, ")");
+  if (o.ep > 1 && o.pp > 1) fail("--ep and --pp cannot be combined yet");
+  // Data parallelism splits the batch over the ranks; a pipeline runs every sequence through them.
+  const int64_t data_ranks = o.pp > 1 ? 1 : ranks, data_rank = o.pp > 1 ? 0 : rank;
+  if (o.batch % data_ranks != 0)
     fail("--batch ", o.batch, " must be a multiple of the ", ranks, " ranks (each takes batch / ranks sequences)");
-  const int64_t local_batch = o.batch / ranks;
-  if (o.ep != 1 && o.ep != ranks)
-    fail("--ep ", o.ep, " must be 1 or the number of ranks (", ranks, "; start with mpirun -np ", o.ep, ")");
+  const int64_t local_batch = o.batch / data_ranks;
   fs::create_directories(o.out);
   ModelConfig config = o.config.empty() ? preset_config("small") : read_model_config(o.config);
   if (o.seq_len > config.max_position_embeddings)
@@ -238,8 +245,10 @@ std::string train(const TrainOptions& o) {
   model.set_balance_alpha(o.balance == "aux-free" ? o.seq_alpha : o.balance == "aux-loss" ? o.aux_alpha : 0.0);
   model.set_projection_precision(precision);
   if (o.ep > 1) model.set_expert_parallel(comm);
+  std::optional<PipelineStep> pipeline;
+  if (o.pp > 1) pipeline.emplace(model, schedule_from_name(o.schedule, static_cast<int>(o.pp), static_cast<int>(o.batch)), comm);
   const TrainWeights<float> w = layout.views(params.data());
-  TrainWeights<float> g = layout.views(grads.data());
+  GradientSum gradient_sum(layout, pool);
   const fs::path log_path = fs::path(o.out) / "metrics.jsonl";
   if (o.resume && comm.is_root()) {  // steps logged after the checkpoint will run again: drop them
     std::ifstream in(log_path);
@@ -272,20 +281,34 @@ std::string train(const TrainOptions& o) {
   double last_report = -1e9;
   int64_t saved_step = o.resume ? step : -1;
   const int64_t experts = config.n_routed_experts;
+  int64_t moe_layers_with_mtp = config.has_mtp() ? 1 : 0;
+  for (const auto& layer : w.layers) moe_layers_with_mtp += layer.is_moe;
+  if (experts == 0) moe_layers_with_mtp = 0;
   for (; step < o.steps; ++step) {
     const double step_start = elapsed();
-    std::fill(grads.begin(), grads.end(), 0.0f);
-    std::vector<int64_t> counts;
-    // This rank's share of the global batch: consecutive sequences, summed over the ranks below.
+    // Expert loads of every MoE layer (the MTP block last), sized alike on every rank.
+    std::vector<int64_t> counts(static_cast<size_t>(moe_layers_with_mtp * experts), 0);
+    // This rank's share of the global batch: consecutive sequences (data parallelism) or all of
+    // them through its pipeline stages; summed over the ranks below.
     const std::vector<int64_t> starts = batches.starts(step, o.batch);
     std::array<double, 3> loss_sums{};  // main, MTP, balance
-    for (int64_t i = rank * local_batch; i < (rank + 1) * local_batch; ++i) {
-      const auto l = model.run(w, &tokens[starts[i]], o.seq_len + 1, o.mtp_weight, &g, &counts);
+    auto add_losses = [&](const TrainModel<float>::Losses& l) {
       loss_sums[0] += l.main;
       loss_sums[1] += l.mtp;
       loss_sums[2] += l.balance;
+    };
+    if (pipeline) {
+      std::vector<const int32_t*> sequences;
+      for (int64_t offset : starts) sequences.push_back(&tokens[offset]);
+      add_losses(pipeline->run(w, sequences, o.seq_len + 1, o.mtp_weight, gradient_sum, counts));
+    } else {
+      for (int64_t i = data_rank * local_batch; i < (data_rank + 1) * local_batch; ++i) {
+        add_losses(model.run(w, &tokens[starts[i]], o.seq_len + 1, o.mtp_weight, &gradient_sum.sequence(), &counts));
+        gradient_sum.flush();
+      }
     }
-    comm.allreduce_sum(grads, "summing the gradients");
+    gradient_sum.all_reduce(comm);
+    gradient_sum.take(grads);
     comm.allreduce_sum(counts, "summing the expert loads");
     comm.allreduce_sum(loss_sums, "summing the losses");
     const double loss = loss_sums[0] / double(o.batch), mtp_loss = loss_sums[1] / double(o.batch),

@@ -10,7 +10,9 @@
 // and expert loads are summed over the ranks before the (identical) update on every rank,
 // so the bias update follows the global batch. Rank 0 writes logs and checkpoints; all ranks
 // resume from them. With --ep N the routed experts are also sharded over the N ranks
-// (TrainModel::set_expert_parallel); each rank keeps a full copy of the parameters for now.
+// (TrainModel::set_expert_parallel); with --pp N the model's layers are cut into N stages run
+// by a pipeline schedule (train/pipeline_step.h). Each rank keeps a full copy of the
+// parameters for now.
 #pragma once
 
 #include <cstdint>
@@ -60,6 +62,10 @@ struct TrainOptions {
   // Expert parallelism: 1 (every rank holds every expert) or the number of ranks (routed
   // experts sharded over them, tokens dispatched to their owners and combined back).
   int64_t ep = 1;
+  // Pipeline parallelism: 1, or the number of ranks to cut the model's layers over, with the
+  // schedule "1f1b" or "dualpipe" (micro-batches = --batch sequences).
+  int64_t pp = 1;
+  std::string schedule = "1f1b";
 };
 
 // Runs the training; returns the directory of the last checkpoint (RUN/latest).

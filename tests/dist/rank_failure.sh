@@ -8,8 +8,7 @@ work=$2
 rm -rf "$work" && mkdir -p "$work"
 source "$(dirname "$0")/mpi_env.sh"
 
-bash "$(dirname "$0")/../train/tiny_corpus.sh" "$work"
-"$dsv3" tokenizer-train --data "$work/data" --vocab-size 320 -o "$work/tokenizer" 2>/dev/null
+tiny_training_setup "$dsv3" "$work"
 common=(--data "$work/data" --config "$work/config.json" --tokenizer "$work/tokenizer" --batch 4 --seq-len 48
         --eval-every 0 --save-every 3 --steps 100000 -t 1)
 

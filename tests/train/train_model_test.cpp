@@ -183,5 +183,49 @@ TEST(TrainModelTest, Bf16AndFp8ProjectionsStayCloseToFp32) {
   EXPECT_LT(relative(g16), relative(g8));
 }
 
+// Pipeline stages chained by hand (activations forward, their gradients back) compute exactly
+// what run() computes: the same losses, expert loads and gradients, bit for bit.
+TEST(TrainModelTest, ChainedStagesGiveTheWholeModelBitForBit) {
+  ModelConfig c = tiny_config();
+  c.num_hidden_layers = 4;  // a dense layer and three MoE layers, then the MTP block
+  c.validate();
+  ThreadPool pool(2);
+  ParameterLayout<float> layout(c);
+  std::vector<float> params = random_parameters(layout, 11);
+  TrainModel<float> model(c, pool);
+  model.set_balance_alpha(0.05);
+  const auto w = layout.views(params.data());
+  const int64_t n = static_cast<int64_t>(kTokens.size()), d = c.hidden_size;
+
+  std::vector<float> whole_grads(layout.size, 0.0f);
+  auto g = layout.views(whole_grads.data());
+  std::vector<int64_t> whole_counts;
+  const auto whole = model.run(w, kTokens.data(), n, 0.3, &g, &whole_counts);
+
+  for (int64_t count : {2, 3, 4}) {
+    const auto stages = TrainModel<float>::pipeline_stages(c, count);
+    ASSERT_EQ(static_cast<int64_t>(stages.size()), count);
+    EXPECT_EQ(stages.front().first_layer, 0);
+    EXPECT_EQ(stages.back().end_layer, 4);
+    std::vector<float> grads(layout.size, 0.0f);
+    auto sg = layout.views(grads.data());
+    std::vector<int64_t> counts;
+    TrainModel<float>::Losses losses;
+    std::vector<std::vector<float>> boundary(static_cast<size_t>(count + 1), std::vector<float>(n * d));
+    std::vector<TrainModel<float>::Activations> states;
+    for (int64_t s = 0; s < count; ++s)
+      states.push_back(model.forward_stage(w, stages[s], kTokens.data(), n, boundary[s].data(),
+                                           boundary[s + 1].data(), losses, &counts));
+    for (int64_t s = count - 1; s >= 0; --s)
+      model.backward_stage(w, stages[s], *states[s], 0.3, boundary[s + 1].data(), boundary[s].data(), sg);
+    EXPECT_EQ(losses.main, whole.main);
+    EXPECT_EQ(losses.mtp, whole.mtp);
+    EXPECT_DOUBLE_EQ(losses.balance, whole.balance);  // summed per stage, so in another order
+    EXPECT_EQ(counts, whole_counts);
+    EXPECT_EQ(grads, whole_grads) << count << " stages";
+  }
+  EXPECT_THROW(TrainModel<float>::pipeline_stages(c, 5), Error);
+}
+
 }  // namespace
 }  // namespace dsv3
