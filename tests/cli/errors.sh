@@ -75,6 +75,17 @@ mkdir -p "$work/no_tokenizer" && cp "$work/tiny/config.json" "$work/tiny/model.s
 expect_error serve_no_tokenizer "tokenizer.json" timeout 20 "$dsv3" serve -m "$work/no_tokenizer" --port 0
 expect_error serve_bad_port "--port" "$dsv3" serve -m "$work/tiny" --port 70000
 
+# Parallelism flags outside mpirun, and pipeline schedules.
+mkdir -p "$work/text" && echo "in the beginning" >"$work/text/a.txt"
+expect_error train_pp_without_mpirun "--pp 2 must be 1 or the number of ranks (1" "$dsv3" train --data "$work/text" \
+  --out "$work/run_pp" --pp 2
+expect_error train_ep_without_mpirun "--ep 2 must be 1 or the number of ranks (1" "$dsv3" train --data "$work/text" \
+  --out "$work/run_ep" --ep 2
+expect_error logits_ep_without_mpirun "start with mpirun" "$dsv3" logits -m "$work/tiny" --ids "1 2" -o "$work/o.npy" \
+  --ep 2
+expect_error schedule_odd_pp "even number of pipeline ranks" "$dsv3" schedule --pp 3 --micro-batches 8 --schedule dualpipe
+expect_error schedule_bad_times "--times" "$dsv3" schedule --pp 4 --micro-batches 8 --times 1,x,1
+
 "$dsv3" logits --help >/dev/null || { echo "FAIL help"; failures=$((failures + 1)); }
 echo "$passed passed, $failures failed"
 [[ $failures -eq 0 ]]
