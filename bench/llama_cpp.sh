@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# dsv3 against llama.cpp on the same weights, one engine after the other, 2 threads: a
+# generated ~0.5B DeepSeek-V3-architecture checkpoint (dsv3 init --preset 0.5b, with a
+# tokenizer trained on the KJV), converted with `dsv3 convert --to gguf` to BF16 and Q8_0.
+# llama-bench (-p 128 -n 64 -r 3) runs both GGUFs; dsv3 bench (-p 128 -n 64 --repeats 3
+# --roofline) runs the same two files, the BF16 safetensors directory and its official-format
+# FP8 conversion, the last two also with MTP speculation. Prints one markdown table: the
+# decode floor of each row is its active weight bytes per token over the read bandwidth
+# dsv3 measured in that run (llama.cpp rows take the floor of dsv3's row on the same file).
+# llama.cpp is not built here: build it yourself (e.g. cmake -DLLAMA_BUILD_TOOLS=ON, target
+# llama-bench) and point LLAMA_CPP_DIR at the build directory.
+#   LLAMA_CPP_DIR=~/llama.cpp/build bench/llama_cpp.sh    (DSV3_BUILD_DIR: dsv3's, default build)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+llama_bench=""
+for f in "${LLAMA_CPP_DIR:-/nonexistent}"/{bin/,}llama-bench; do [ -x "$f" ] && llama_bench=$f && break; done
+if [ -z "$llama_bench" ]; then
+  echo "bench/llama_cpp.sh: set LLAMA_CPP_DIR to a llama.cpp build directory with bin/llama-bench" \
+    "(now: '${LLAMA_CPP_DIR:-unset}'); build it with cmake -DLLAMA_BUILD_TOOLS=ON --target llama-bench" >&2
+  exit 1
+fi
+build=${DSV3_BUILD_DIR:-build}
+cmake -S . -B "$build" >/dev/null
+cmake --build "$build" -j"$(nproc)" --target dsv3 >/dev/null
+dsv3=$build/dsv3
+
+out=runs/bench/llama_cpp
+mkdir -p $out/data $out/results
+[ -f $out/data/kjv.txt ] || bible 'Gen1:1-Rev22:21' >$out/data/kjv.txt
+[ -f $out/tokenizer/tokenizer.json ] || $dsv3 tokenizer-train --data $out/data --vocab-size 8192 -o $out/tokenizer
+if [ ! -f $out/bf16/tokenizer.json ]; then
+  rm -rf $out/bf16.tmp && $dsv3 init --preset 0.5b --dtype bf16 --seed 1 --out $out/bf16.tmp
+  cp $out/tokenizer/tokenizer*.json $out/bf16.tmp/ && mv $out/bf16.tmp $out/bf16
+fi
+if [ ! -f $out/fp8/config.json ]; then  # the same weights in the official FP8 format
+  rm -rf $out/fp8.tmp && $dsv3 convert -m $out/bf16 -o $out/fp8.tmp --to fp8 && mv $out/fp8.tmp $out/fp8
+fi
+mkdir -p $out/gguf && cp $out/tokenizer/tokenizer*.json $out/gguf/  # dsv3 reads it beside the file
+for type in bf16 q8_0; do
+  [ -f $out/gguf/$type.gguf ] || $dsv3 convert -m $out/bf16 -o $out/gguf/$type.gguf --to gguf --type $type
+done
+
+for type in bf16 q8_0; do
+  echo "llama-bench $out/gguf/$type.gguf" >&2
+  "$llama_bench" -m $out/gguf/$type.gguf -p 128 -n 64 -t 2 -r 3 -o json >$out/results/llama-$type.json
+done
+run_dsv3() {  # NAME MODEL SPECULATIVE
+  echo "dsv3 bench $2 --speculative $3" >&2
+  $dsv3 bench -m "$2" -p 128 -n 64 --repeats 3 --speculative "$3" --json --roofline -t 2 >$out/results/dsv3-$1.json
+}
+run_dsv3 gguf-bf16 $out/gguf/bf16.gguf none
+run_dsv3 gguf-q8_0 $out/gguf/q8_0.gguf none
+run_dsv3 st-bf16 $out/bf16 none
+run_dsv3 st-bf16-mtp $out/bf16 mtp
+run_dsv3 st-fp8 $out/fp8 none
+run_dsv3 st-fp8-mtp $out/fp8 mtp
+
+/usr/bin/python3 - $out/results <<'PY'
+import json, sys
+res = sys.argv[1]
+def dsv3(name): return json.load(open("%s/dsv3-%s.json" % (res, name)))
+def llama(type):
+    runs = json.load(open("%s/llama-%s.json" % (res, type)))
+    pick = lambda p, g: next(r for r in runs if r["n_prompt"] == p and r["n_gen"] == g)
+    return {"prefill_tok_s": pick(128, 0)["avg_ts"], "decode_tok_s": pick(0, 64)["avg_ts"], "info": runs[0]}
+d = {n: dsv3(n) for n in ("gguf-bf16", "gguf-q8_0", "st-bf16", "st-bf16-mtp", "st-fp8", "st-fp8-mtp")}
+l = {t: llama(t) for t in ("bf16", "q8_0")}
+rows = [("llama.cpp", "BF16 GGUF", l["bf16"], d["gguf-bf16"]), ("dsv3", "BF16 GGUF", d["gguf-bf16"], d["gguf-bf16"]),
+        ("llama.cpp", "Q8_0 GGUF", l["q8_0"], d["gguf-q8_0"]), ("dsv3", "Q8_0 GGUF", d["gguf-q8_0"], d["gguf-q8_0"]),
+        ("dsv3", "BF16 safetensors", d["st-bf16"], d["st-bf16"]),
+        ("dsv3", "BF16 safetensors + MTP", d["st-bf16-mtp"], d["st-bf16-mtp"]),
+        ("dsv3", "FP8 safetensors", d["st-fp8"], d["st-fp8"]),
+        ("dsv3", "FP8 safetensors + MTP", d["st-fp8-mtp"], d["st-fp8-mtp"])]
+i = l["bf16"]["info"]
+print("llama.cpp build %s (%s backend) on %s; 2 threads, prefill 128 tokens, decode 64 tokens"
+      % (i.get("build_commit"), i.get("backends"), i.get("cpu_info")))
+print()
+print("| engine | weights | prefill tok/s | decode tok/s | MB/token | read GB/s | decode floor tok/s | decode / floor |")
+print("|---|---|---:|---:|---:|---:|---:|---:|")
+for engine, weights, r, f in rows:
+    if "mtp_acceptance" in r: weights += " (acceptance %.2f)" % r["mtp_acceptance"]
+    print("| %s | %s | %.1f | %.1f | %.1f | %.1f | %.1f | %.0f %% |" % (engine, weights, r["prefill_tok_s"], r["decode_tok_s"],
+          f["active_weight_mb_per_token"], f["read_bandwidth_gb_s"], f["decode_floor_tok_s"], 100 * r["decode_tok_s"] / f["decode_floor_tok_s"]))
+print()
+print("floor = MB/token / read GB/s (dsv3's count of active weight bytes, bandwidth measured in that dsv3 run);")
+print("llama.cpp rows use dsv3's floor on the same file; with MTP, decode / floor may exceed 100 %.")
+print()
+ratio = lambda name, a, b, target: print("- %s: %.2fx (target >= %s)" % (name, a / b, target))
+ratio("decode BF16, dsv3 / llama.cpp (same GGUF)", d["gguf-bf16"]["decode_tok_s"], l["bf16"]["decode_tok_s"], "1.0x")
+ratio("decode Q8_0, dsv3 / llama.cpp (same GGUF)", d["gguf-q8_0"]["decode_tok_s"], l["q8_0"]["decode_tok_s"], "1.3x")
+ratio("decode dsv3 FP8 / llama.cpp BF16", d["st-fp8"]["decode_tok_s"], l["bf16"]["decode_tok_s"], "1.8x")
+ratio("decode dsv3 FP8 + MTP / llama.cpp BF16", d["st-fp8-mtp"]["decode_tok_s"], l["bf16"]["decode_tok_s"], "1.8x")
+ratio("prefill BF16, dsv3 / llama.cpp (same GGUF)", d["gguf-bf16"]["prefill_tok_s"], l["bf16"]["prefill_tok_s"], "1.5x")
+ratio("prefill Q8_0, dsv3 / llama.cpp (same GGUF)", d["gguf-q8_0"]["prefill_tok_s"], l["q8_0"]["prefill_tok_s"], "1.5x")
+PY
