@@ -42,7 +42,7 @@ double median(std::vector<double> v) {
 // an English paragraph) repeated to the length asked; without a tokenizer, fixed ids.
 std::vector<int32_t> bench_prompt(const BenchOptions& o, int64_t vocab_size) {
   std::vector<int32_t> ids;
-  if (std::filesystem::exists(std::filesystem::path(o.model) / "tokenizer.json")) {
+  if (std::filesystem::exists(std::filesystem::path(tokenizer_dir(o.model)) / "tokenizer.json")) {
     Tokenizer tokenizer = Tokenizer::load(tokenizer_dir(o.model));
     const std::string text =
         o.prompt.empty() ? "In the beginning God created the heaven and the earth. And the earth was without form, "

@@ -15,6 +15,8 @@
 #include "base/thread_pool.h"
 #include "cli/commands.h"
 #include "cli/decoding_options.h"
+#include "cli/expert_parallel.h"
+#include "dist/communicator.h"
 #include "formats/model_dir.h"
 #include "serve/engine.h"
 #include "serve/http_server.h"
@@ -30,6 +32,7 @@ struct ServeOptions {
   int64_t parallel = 4, context = 4096, queue = -1;
   size_t max_body_mib = 4;
   DecodingOptions decoding;
+  int64_t ep = 1;
 };
 
 std::string model_name(const std::string& dir) {
@@ -51,11 +54,17 @@ void run(ServeOptions o) {
   ThreadPool pool(o.decoding.threads);
   LoadedModel loaded = load_model(o.model, pool);
   Model& model = *loaded.model;
+  apply_expert_parallelism(model, o.ep);
   Tokenizer tokenizer = Tokenizer::load(tokenizer_dir(o.model));
   const int64_t context = std::min(o.context, model.config().max_position_embeddings);
   const int64_t drafts = drafts_per_step(o.decoding, model);
   const int64_t queue = o.queue < 0 ? o.parallel : o.queue;
-  serve::Engine engine(model, o.parallel, context, drafts, queue);
+  Communicator& comm = Communicator::world();
+  if (!comm.is_root()) {  // expert parallelism: rank 0 serves HTTP, the others follow its steps
+    serve::follow_engine(model, tokenizer, o.parallel, context, drafts, comm);
+    return;
+  }
+  serve::Engine engine(model, o.parallel, context, drafts, queue, comm.distributed() ? &comm : nullptr);
 
   o.http.model_name = o.alias.empty() ? model_name(o.model) : o.alias;
   o.http.max_body_bytes = o.max_body_mib << 20;
@@ -111,6 +120,7 @@ void add_serve_command(CLI::App& app) {
       ->capture_default_str()
       ->check(CLI::Range(size_t(1), size_t(1024)));
   add_decoding_options(*cmd, o->decoding, false);
+  add_ep_option(cmd, o->ep);
   cmd->callback([o] { run(*o); });
 }
 

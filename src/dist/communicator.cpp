@@ -53,8 +53,10 @@ Communicator& Communicator::world() {
 Communicator::Communicator() {
   if (!started_by_mpirun()) return;
   int provided = 0;
-  // Only the main thread calls MPI; the thread pool's workers never do.
-  check(MPI_Init_thread(nullptr, nullptr, MPI_THREAD_FUNNELED, &provided), "MPI_Init_thread");
+  // One thread at a time calls MPI (the main thread, or the serving engine's); the thread
+  // pool's workers never do.
+  check(MPI_Init_thread(nullptr, nullptr, MPI_THREAD_SERIALIZED, &provided), "MPI_Init_thread");
+  if (provided < MPI_THREAD_SERIALIZED) fail("this MPI library cannot be called from more than one thread");
   // Errors come back as codes, turned into messages by check(), instead of killing the job unexplained.
   MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
   MPI_Comm_rank(MPI_COMM_WORLD, &rank_);

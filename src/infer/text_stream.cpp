@@ -13,7 +13,8 @@ TextStream::TextStream(const Tokenizer& tokenizer, std::vector<std::string> stop
 }
 
 std::string TextStream::push(int32_t token) {
-  if (stopped_ || token == tokenizer_.eos_id()) return {};
+  // An id of the model's padded vocabulary has no text: it prints nothing, as in llama.cpp.
+  if (stopped_ || token == tokenizer_.eos_id() || !tokenizer_.has_token(token)) return {};
   token_bytes_.clear();
   tokenizer_.append_token_bytes(token, token_bytes_);
   held_ += utf8_.push(token_bytes_);

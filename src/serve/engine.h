@@ -3,6 +3,13 @@
 // admits queued jobs into free slots (continuous batching), drops jobs whose client went
 // away, and hands finished ones back. The slots (latent caches of --ctx tokens each) are
 // allocated once, so memory is bounded by --parallel and --ctx.
+//
+// Under expert parallelism (mpirun, --ep) each step's forward pass is a collective over the
+// ranks, so every rank runs the same BatchGenerator in lockstep: rank 0 runs the Engine and
+// before each step sends the others what it decided between steps (the jobs it started, with
+// their prompts, sampling and stop strings, and the slots it cancelled); the other ranks run
+// follow_engine, which applies the same decisions to their own generator. A client that goes
+// away is then cancelled between steps, never inside one, so that all ranks agree.
 #pragma once
 
 #include <atomic>
@@ -16,6 +23,7 @@
 #include <vector>
 
 #include "infer/batch_generator.h"
+#include "dist/communicator.h"
 #include "infer/text_stream.h"
 
 namespace dsv3::serve {
@@ -40,11 +48,15 @@ class Job {
 
  private:
   friend class Engine;
+  friend void follow_engine(Model&, const Tokenizer&, int64_t, int64_t, int64_t, Communicator&);
   bool on_token(int32_t token);  // the engine's token sink
   void end(FinishReason finish, int64_t completion_tokens, const std::string& error = "");
 
   std::vector<int32_t> prompt_;
   GenerationOptions options_;
+  SamplingParams sampling_;
+  std::vector<std::string> stop_strings_;
+  bool stops_between_steps_ = false;  // expert parallelism: a gone client is cancelled, not stopped in a step
   Sampler sampler_;
   TextStream text_stream_;
   int64_t slot_ = -1;
@@ -61,8 +73,10 @@ class Job {
 
 class Engine {
  public:
-  // parallel: sequences decoded together; queue_limit: jobs that may wait for a slot.
-  Engine(Model& model, int64_t parallel, int64_t context, int64_t drafts, int64_t queue_limit);
+  // parallel: sequences decoded together; queue_limit: jobs that may wait for a slot;
+  // followers: the communicator of the expert-parallel ranks that follow this engine, if any.
+  Engine(Model& model, int64_t parallel, int64_t context, int64_t drafts, int64_t queue_limit,
+         Communicator* followers = nullptr);
   ~Engine();
 
   int64_t context() const { return batch_.context(); }
@@ -80,11 +94,15 @@ class Engine {
 
  private:
   void run();
-  // Under the lock: queued jobs into free slots.
+  // Under the lock: queued jobs into free slots (recorded in `events` for the followers).
   void admit();
+  // Sends the followers this iteration's events and whether a step follows (or the stop).
+  void send_to_followers(bool step, bool stop);
 
   BatchGenerator batch_;
   int64_t drafts_, queue_limit_, vocab_size_;
+  Communicator* followers_;
+  std::vector<std::string> events_;  // JSON of the starts and cancels since the last step
   std::mutex mutex_;
   std::condition_variable work_;
   std::deque<std::shared_ptr<Job>> queue_;
@@ -93,5 +111,10 @@ class Engine {
   bool stopping_ = false;
   std::thread thread_;
 };
+
+// The other ranks' side of an expert-parallel server: the same generator, driven by rank 0's
+// decisions, until rank 0 stops.
+void follow_engine(Model& model, const Tokenizer& tokenizer, int64_t parallel, int64_t context, int64_t drafts,
+                   Communicator& comm);
 
 }  // namespace dsv3::serve

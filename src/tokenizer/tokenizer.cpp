@@ -124,6 +124,10 @@ void Tokenizer::append_token_bytes(int32_t id, std::string& out) const {
   if (!byte_level_to_bytes(*symbols, out)) fail("token ", id, " '", *symbols, "' is not made of byte-level symbols");
 }
 
+bool Tokenizer::has_token(int32_t id) const {
+  return (id >= 0 && id < vocab_size_ && added_by_id_[id]) || model_.token(id) != nullptr;
+}
+
 std::string Tokenizer::decode(const std::vector<int32_t>& ids) const {
   std::string out;
   for (int32_t id : ids) append_token_bytes(id, out);

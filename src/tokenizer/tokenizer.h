@@ -28,6 +28,9 @@ class Tokenizer {
   std::string decode(const std::vector<int32_t>& ids) const;
   // Appends the bytes of one token.
   void append_token_bytes(int32_t id, std::string& out) const;
+  // Whether the id has text: a model's vocabulary may be padded past its tokenizer's
+  // (DeepSeek-V3: 129280 logits, 128815 tokens).
+  bool has_token(int32_t id) const;
 
   bool add_bos_token() const { return add_bos_token_; }
   std::optional<int32_t> bos_id() const { return bos_id_; }

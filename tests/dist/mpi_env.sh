@@ -1,11 +1,12 @@
 # Sourced by the MPI tests: `mpi N ARGS...` runs ARGS on N ranks of this machine under Open MPI
 # (more ranks than cores allowed; root allowed, as in CI containers; shared memory without the
 # single-copy mechanism that containers often forbid).
+mpirun_command=(mpirun --oversubscribe --allow-run-as-root --mca btl self,vader
+                --mca btl_vader_single_copy_mechanism none)
 mpi() {
   local ranks=$1
   shift
-  mpirun --oversubscribe --allow-run-as-root --mca btl self,vader --mca btl_vader_single_copy_mechanism none \
-    -np "$ranks" "$@"
+  "${mpirun_command[@]}" -np "$ranks" "$@"
 }
 
 # `tiny_training_setup DSV3 DIR [LAYERS]`: the tiny corpus and config of the training tests

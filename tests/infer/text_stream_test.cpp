@@ -77,5 +77,16 @@ TEST(TextStreamTest, EndOfSequenceIsNotTextAndEmptyStopsAreErrors) {
   EXPECT_THROW(TextStream(t, {""}), Error);
 }
 
+// A model's vocabulary may be larger than its tokenizer's (DeepSeek-V3 pads 128815 tokens to
+// 129280 logits): a sampled id without text prints nothing and the stream goes on.
+TEST(TextStreamTest, IdsPastTheTokenizerPrintNothing) {
+  Tokenizer& t = byte_tokenizer();
+  TextStream out(t, {});
+  const std::vector<int32_t> ids = t.encode("ab", false);
+  ASSERT_FALSE(t.has_token(t.vocab_size() + 5));
+  EXPECT_EQ(out.push(ids[0]) + out.push(t.vocab_size() + 5) + out.push(ids[1]) + out.finish(), "ab");
+  EXPECT_THROW(t.decode({t.vocab_size() + 5}), Error);  // decoding ids a user gave stays an error
+}
+
 }  // namespace
 }  // namespace dsv3
