@@ -1,0 +1,76 @@
+// Decode-shaped matmul (one token) over weights larger than the caches: the weight bytes read
+// per second, for BF16 and FP8 (128x128 blocks) on the matrix shapes that dominate decoding
+// (DeepSeek-V3's expert 2048 x 7168, a square 4096, the 0.5B preset's 512 x 1024 expert).
+//   cmake --build build --target matmul_bandwidth && build/matmul_bandwidth
+// (Google Benchmark; bytes_per_second is the weight stream, the number to hold against the
+// machine's read bandwidth from `dsv3 bench --roofline`.)
+#include <benchmark/benchmark.h>
+
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "base/thread_pool.h"
+#include "kernels/cpu/matmul.h"
+#include "tensor/dtype.h"
+#include "tensor/matrix.h"
+
+namespace {
+
+using namespace dsv3;
+
+// Enough distinct copies of the matrix that one pass over them reads >= 256 MB.
+struct Weights {
+  std::vector<std::vector<uint8_t>> codes;
+  std::vector<float> scales;
+  int64_t rows, cols;
+  DType dtype;
+
+  Weights(DType type, int64_t r, int64_t c) : rows(r), cols(c), dtype(type) {
+    const int64_t bytes = r * c * static_cast<int64_t>(dtype_size(type));
+    const int64_t copies = std::max<int64_t>(1, (int64_t{256} << 20) / bytes);
+    // Normal values of either sign (subnormals would measure the CPU's slow path instead).
+    std::mt19937 rng(1);
+    codes.assign(static_cast<size_t>(copies), std::vector<uint8_t>(static_cast<size_t>(bytes)));
+    for (auto& copy : codes) {
+      if (type == DType::BF16) {
+        for (size_t i = 0; i + 1 < copy.size(); i += 2) {
+          const uint16_t h = f32_to_bf16((static_cast<float>(rng() % 2000) - 1000.0f) / 1000.0f + 1e-3f);
+          std::memcpy(&copy[i], &h, 2);
+        }
+      } else {
+        for (auto& q : copy) q = static_cast<uint8_t>((rng() & 0x80) | (0x08 + rng() % 0x70));  // E4M3, exponent > 0
+      }
+    }
+    scales.assign(static_cast<size_t>(((r + 127) / 128) * ((c + 127) / 128)), 0.01f);
+  }
+  Matrix matrix(size_t i) const {
+    return Matrix{dtype, rows, cols, codes[i].data(), dtype == DType::F8_E4M3 ? scales.data() : nullptr, 0};
+  }
+};
+
+void one_token(benchmark::State& state, DType dtype) {
+  const Weights w(dtype, state.range(0), state.range(1));
+  ThreadPool pool(static_cast<size_t>(state.range(2)));
+  std::vector<float> x(static_cast<size_t>(w.cols), 0.5f), y(static_cast<size_t>(w.rows));
+  for (auto _ : state)
+    for (size_t i = 0; i < w.codes.size(); ++i) {
+      matmul(w.matrix(i), x.data(), 1, y.data(), pool);
+      benchmark::DoNotOptimize(y.data());
+    }
+  state.SetBytesProcessed(state.iterations() * static_cast<int64_t>(w.codes.size() * w.codes[0].size()));
+}
+
+void shapes(benchmark::internal::Benchmark* b) {
+  for (int64_t threads : {1, 2})
+    for (auto [rows, cols] : {std::pair<int64_t, int64_t>{2048, 7168}, {4096, 4096}, {512, 1024}})
+      b->Args({rows, cols, threads});
+  b->ArgNames({"rows", "cols", "threads"})->UseRealTime()->Unit(benchmark::kMillisecond);
+}
+
+BENCHMARK_CAPTURE(one_token, bf16, DType::BF16)->Apply(shapes);
+BENCHMARK_CAPTURE(one_token, fp8, DType::F8_E4M3)->Apply(shapes);
+
+}  // namespace
+
+BENCHMARK_MAIN();
