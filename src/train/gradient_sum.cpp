@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "base/error.h"
+
 namespace dsv3 {
 
 namespace {
@@ -38,6 +40,16 @@ void GradientSum::flush() {
       mtp_embed_[i] = 0.0f;
     }
   });
+}
+
+void GradientSum::flush_range(float* begin, int64_t count) {
+  const size_t offset = static_cast<size_t>(begin - sequence_.data());
+  if (begin < sequence_.data() || offset + static_cast<size_t>(count) > sequence_.size())
+    fail("flush_range outside the gradient buffer");
+  for (size_t i = offset; i < offset + static_cast<size_t>(count); ++i) {
+    sum_[i] += sequence_[i];
+    sequence_[i] = 0.0f;
+  }
 }
 
 void GradientSum::all_reduce(Communicator& comm) { comm.allreduce_sum(sum_, "summing the gradients"); }

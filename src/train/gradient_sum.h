@@ -29,6 +29,8 @@ class GradientSum {
   // Views of the FP32 buffer one sequence's backward adds into (zero between flushes).
   TrainWeights<float>& sequence() { return views_; }
   void flush();
+  // Adds and zeroes only `count` values at `begin` (inside sequence()'s buffer).
+  void flush_range(float* begin, int64_t count);
   // Sums over the ranks (FP64).
   void all_reduce(Communicator& comm);
   // The FP32 gradient, rounded once from the sum; the sum starts again from zero.

@@ -31,20 +31,21 @@ void add_into(T* y, const T* x, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] += x[i];
 }
 
-// For each owned expert: gathers the received rows routed to it from `in` (rows of d values),
-// runs fn(expert, rows, count, results) and scatters the results into the same rows of `out`.
+// For each group of received rows (an owned expert's rows from one source rank): gathers them
+// from `in` (rows of d values), runs fn(group, rows, count, results) and scatters the results
+// into the same rows of `out`.
 template <typename T, typename Fn>
-void on_rows_of_each_expert(const std::vector<std::vector<int32_t>>& rows_of, int64_t d, const Buf<T>& in,
-                            Buf<T>& out, Fn fn) {
+void on_each_group(const std::vector<std::vector<int32_t>>& groups, int64_t d, const Buf<T>& in, Buf<T>& out,
+                   Fn fn) {
   Buf<T> rows_in, rows_out;
-  for (size_t e = 0; e < rows_of.size(); ++e) {
-    const auto& rows = rows_of[e];
+  for (size_t group = 0; group < groups.size(); ++group) {
+    const auto& rows = groups[group];
     if (rows.empty()) continue;
     const int64_t count = static_cast<int64_t>(rows.size());
     rows_in.resize(static_cast<size_t>(count * d));
     rows_out.resize(rows_in.size());
     for (int64_t j = 0; j < count; ++j) std::copy_n(&in[rows[j] * d], d, &rows_in[j * d]);
-    fn(static_cast<int64_t>(e), rows_in.data(), count, rows_out.data());
+    fn(group, rows_in.data(), count, rows_out.data());
     for (int64_t j = 0; j < count; ++j) std::copy_n(&rows_out[j * d], d, &out[rows[j] * d]);
   }
 }
@@ -76,8 +77,9 @@ struct TrainModel<T>::MoeCache {
   RowExchange exchange{nullptr};
   std::vector<int32_t> sent_slots;
   Buf<T> sent_out;                          // [sent][d]
-  std::vector<std::vector<int32_t>> rows_of_owned;  // per owned expert: received row indices
-  std::vector<SwiGluCache> expert_caches;   // per owned expert
+  // Received row indices per (owned expert, source rank), expert-major, and the SwiGLU caches.
+  std::vector<std::vector<int32_t>> groups;
+  std::vector<SwiGluCache> group_caches;
   SwiGluCache shared;
   Buf<T> scores;                     // balance loss: [n][n_routed] unbiased affinities
   Buf<T> score_sums;                 // [n]
@@ -213,17 +215,21 @@ void TrainModel<T>::moe_forward(const Moe& m, const T* xn, int64_t n, MoeCache& 
   c.exchange.dispatch(send_expert.data(), recv_expert.data(), sizeof(int32_t), "dispatching expert ids");
   count_dispatch(c, send_rows, n);
 
-  // The owned experts, each on all rows it received (in source-rank order).
-  c.rows_of_owned.assign(static_cast<size_t>(owned_experts_), {});
+  // The owned experts, each on the rows of each source rank apart: those are exactly the rows
+  // one process would give it for that rank's sequence, so every product (and every FP8 tile)
+  // is the one-process one, whatever the rank count.
+  c.groups.assign(static_cast<size_t>(owned_experts_ * ranks), {});
+  int64_t source = 0, source_end = c.exchange.received_from()[0];
   for (int64_t r = 0; r < received; ++r) {
+    while (r >= source_end) source_end += c.exchange.received_from()[static_cast<size_t>(++source)];
     const int64_t local = recv_expert[r] - first_expert_;
     if (local < 0 || local >= owned_experts_) fail("received a token for expert ", recv_expert[r], " owned elsewhere");
-    c.rows_of_owned[local].push_back(static_cast<int32_t>(r));
+    c.groups[static_cast<size_t>(local * ranks + source)].push_back(static_cast<int32_t>(r));
   }
-  c.expert_caches.resize(static_cast<size_t>(owned_experts_));
+  c.group_caches.resize(c.groups.size());
   Buf<T> recv_y(recv_x.size());
-  on_rows_of_each_expert(c.rows_of_owned, d, recv_x, recv_y, [&](int64_t e, const T* x, int64_t count, T* y) {
-    swiglu_forward(m.experts[first_expert_ + e], x, count, c.expert_caches[e], y);
+  on_each_group(c.groups, d, recv_x, recv_y, [&](size_t group, const T* x, int64_t count, T* y) {
+    swiglu_forward(m.experts[first_expert_ + static_cast<int64_t>(group) / ranks], x, count, c.group_caches[group], y);
   });
 
   // Combine: the outputs come back to the slots that sent them, weighted into their tokens.
@@ -321,8 +327,16 @@ void TrainModel<T>::moe_backward(const Moe& m, const MoeCache& c, const T* xn, i
   exchange_rows(c.exchange, true, RowPayload::kF32, send_dy.data(), recv_dy.data(),
                 "dispatching expert output gradients");
   Buf<T> recv_dx(recv_dy.size());
-  on_rows_of_each_expert(c.rows_of_owned, d, recv_dy, recv_dx, [&](int64_t e, const T* dy, int64_t, T* dx) {
-    swiglu_backward(m.experts[first_expert_ + e], c.expert_caches[e], dy, dx, g.experts[first_expert_ + e]);
+  const int64_t ranks = c.exchange.ranks();
+  on_each_group(c.groups, d, recv_dy, recv_dx, [&](size_t group, const T* dy, int64_t, T* dx) {
+    const int64_t e = first_expert_ + static_cast<int64_t>(group) / ranks;
+    swiglu_backward(m.experts[e], c.group_caches[group], dy, dx, g.experts[e]);
+    // Each source rank's share of the expert's gradient is one sequence's: into the step's sum
+    // on its own, as one process adds each sequence's.
+    if (ranks > 1 && flush_) {
+      auto& ge = g.experts[e];
+      for (auto* matrix : {&ge.gate, &ge.up, &ge.down}) flush_(matrix->data, matrix->rows * matrix->cols);
+    }
   });
   Buf<T> send_dx(send_dy.size());
   exchange_rows(c.exchange, false, RowPayload::kF32, recv_dx.data(), send_dx.data(),

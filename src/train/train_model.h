@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <utility>
 #include <vector>
@@ -87,6 +88,11 @@ class TrainModel {
   // payloads are the same with one rank, so results do not depend on the rank count.
   void set_expert_parallel(Communicator& comm);
 
+  // With expert parallelism, called with each range of the gradient that holds one source
+  // rank's contribution to an owned expert, right after it is computed into the (zeroed) range:
+  // the trainer adds it into the step's sum and zeroes it (train/gradient_sum.h).
+  void set_gradient_flush(std::function<void(T*, int64_t)> flush) { flush_ = std::move(flush); }
+
   // Traffic of the expert exchanges since the last reset (this rank's share).
   struct DispatchStats {
     int64_t rows_out = 0;             // token rows sent to other ranks (dispatch), each coming back (combine)
@@ -134,6 +140,7 @@ class TrainModel {
   Communicator* expert_comm_ = nullptr;
   int64_t first_expert_ = 0, owned_experts_ = 0;  // this rank's routed experts
   DispatchStats dispatch_stats_;
+  std::function<void(T*, int64_t)> flush_;
   double balance_total_ = 0;  // accumulated over the MoE layers of one run()
   std::vector<T> cos_, sin_;  // rope tables for positions 0..n-1 of the current sequence length
 };

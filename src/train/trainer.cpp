@@ -249,6 +249,7 @@ std::string train(const TrainOptions& o) {
   if (o.pp > 1) pipeline.emplace(model, schedule_from_name(o.schedule, static_cast<int>(o.pp), static_cast<int>(o.batch)), comm);
   const TrainWeights<float> w = layout.views(params.data());
   GradientSum gradient_sum(layout, pool);
+  model.set_gradient_flush([&](float* begin, int64_t count) { gradient_sum.flush_range(begin, count); });
   const fs::path log_path = fs::path(o.out) / "metrics.jsonl";
   if (o.resume && comm.is_root()) {  // steps logged after the checkpoint will run again: drop them
     std::ifstream in(log_path);
