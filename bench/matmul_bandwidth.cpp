@@ -1,5 +1,5 @@
 // Decode-shaped matmul (one token) over weights larger than the caches: the weight bytes read
-// per second, for BF16 and FP8 (128x128 blocks) on the matrix shapes that dominate decoding
+// per second, for BF16, FP8 (128x128 blocks) and Q8_0 (GGUF) on the matrix shapes that dominate decoding
 // (DeepSeek-V3's expert 2048 x 7168, a square 4096, the 0.5B preset's 512 x 1024 expert).
 //   cmake --build build --target matmul_bandwidth && build/matmul_bandwidth
 // (Google Benchmark; bytes_per_second is the weight stream, the number to hold against the
@@ -12,6 +12,7 @@
 
 #include "base/thread_pool.h"
 #include "kernels/cpu/matmul.h"
+#include "tensor/block_quant.h"
 #include "tensor/dtype.h"
 #include "tensor/matrix.h"
 
@@ -27,13 +28,19 @@ struct Weights {
   DType dtype;
 
   Weights(DType type, int64_t r, int64_t c) : rows(r), cols(c), dtype(type) {
-    const int64_t bytes = r * c * static_cast<int64_t>(dtype_size(type));
+    const int64_t bytes = r * static_cast<int64_t>(dtype_row_bytes(type, c));
     const int64_t copies = std::max<int64_t>(1, (int64_t{256} << 20) / bytes);
     // Normal values of either sign (subnormals would measure the CPU's slow path instead).
     std::mt19937 rng(1);
     codes.assign(static_cast<size_t>(copies), std::vector<uint8_t>(static_cast<size_t>(bytes)));
     for (auto& copy : codes) {
-      if (type == DType::BF16) {
+      if (type == DType::Q8_0) {
+        std::vector<float> values(static_cast<size_t>(c));
+        for (int64_t row = 0; row < r; ++row) {
+          for (auto& v : values) v = (static_cast<float>(rng() % 2000) - 1000.0f) / 1000.0f;
+          quantize_q8_0(values.data(), c, &copy[static_cast<size_t>(row) * dtype_row_bytes(type, c)]);
+        }
+      } else if (type == DType::BF16) {
         for (size_t i = 0; i + 1 < copy.size(); i += 2) {
           const uint16_t h = f32_to_bf16((static_cast<float>(rng() % 2000) - 1000.0f) / 1000.0f + 1e-3f);
           std::memcpy(&copy[i], &h, 2);
@@ -70,6 +77,7 @@ void shapes(benchmark::internal::Benchmark* b) {
 
 BENCHMARK_CAPTURE(one_token, bf16, DType::BF16)->Apply(shapes);
 BENCHMARK_CAPTURE(one_token, fp8, DType::F8_E4M3)->Apply(shapes);
+BENCHMARK_CAPTURE(one_token, q8_0, DType::Q8_0)->Apply(shapes);
 
 }  // namespace
 

@@ -2,10 +2,12 @@
 
 #include <gtest/gtest.h>
 
+#include <bit>
 #include <cmath>
 #include <random>
 #include <vector>
 
+#include "tensor/block_quant.h"
 #include "tensor/dtype.h"
 #include "tensor/fp8_blocks.h"
 
@@ -140,6 +142,51 @@ TEST_P(MatmulTest, FewTokensAndManyTokensGiveTheSameBits) {
 INSTANTIATE_TEST_SUITE_P(AllDtypes, MatmulTest,
                          ::testing::Values(DType::F32, DType::BF16, DType::F16, DType::F8_E4M3),
                          [](const auto& param_info) { return std::string(dtype_name(param_info.param)); });
+
+// Q8_0 (GGUF) weights: passes of 1-4 tokens decode the blocks in registers, larger ones
+// through the tile; both give the same bits, and the products match the block definition
+// (x = d * q, d an F16) computed here in double.
+TEST(MatmulQ8_0Test, RegistersAndTileAgreeAndMatchTheBlocks) {
+  const int64_t rows = 300, cols = 1120;  // two full 512-column tiles and a partial one
+  std::mt19937 rng(3);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> w(static_cast<size_t>(rows * cols));
+  for (auto& v : w) v = normal(rng);
+  const size_t row_bytes = dtype_row_bytes(DType::Q8_0, cols);
+  std::vector<uint8_t> bytes(rows * row_bytes);
+  for (int64_t r = 0; r < rows; ++r) quantize_q8_0(&w[r * cols], cols, &bytes[r * row_bytes]);
+  std::vector<double> values(w.size());
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t b = 0; b < cols / 32; ++b) {
+      const uint8_t* block = &bytes[r * row_bytes + b * 34];
+      uint16_t d16;
+      std::memcpy(&d16, block, 2);
+      const double d = static_cast<double>(std::bit_cast<_Float16>(d16));
+      for (int64_t i = 0; i < 32; ++i) values[r * cols + b * 32 + i] = d * static_cast<int8_t>(block[2 + i]);
+    }
+  const Matrix full{DType::Q8_0, rows, cols, bytes.data(), nullptr, 0};
+  ThreadPool pool(2);
+  for (const Matrix& m : {full, full.row_slice(133, 150)}) {
+    const int64_t first = m.data == full.data ? 0 : 133, T = 11;
+    std::vector<float> x = random_input(T * cols, 4);
+    std::vector<float> all(static_cast<size_t>(T * m.rows)), part(all.size());
+    matmul(m, x.data(), T, all.data(), pool);
+    for (int64_t chunk : {1, 2, 3, 4}) {
+      for (int64_t t = 0; t < T; t += chunk)
+        matmul(m, x.data() + t * cols, std::min(chunk, T - t), part.data() + t * m.rows, pool);
+      EXPECT_EQ(std::memcmp(all.data(), part.data(), all.size() * sizeof(float)), 0) << "passes of " << chunk;
+    }
+    for (int64_t t = 0; t < T; ++t)
+      for (int64_t r = 0; r < m.rows; ++r) {
+        double exact = 0, magnitude = 0;
+        for (int64_t c = 0; c < cols; ++c) {
+          exact += values[(first + r) * cols + c] * x[t * cols + c];
+          magnitude += std::fabs(values[(first + r) * cols + c] * x[t * cols + c]);
+        }
+        ASSERT_NEAR(part[t * m.rows + r], exact, 1e-6 * magnitude + 1e-6) << t << " " << r;
+      }
+  }
+}
 
 }  // namespace
 }  // namespace dsv3

@@ -8,6 +8,7 @@
 #endif
 
 #include "kernels/cpu/vec.h"
+#include "tensor/block_quant.h"
 
 namespace dsv3 {
 
@@ -75,12 +76,12 @@ void tile_block(const float* tile, const float* x, int64_t x_stride, int64_t len
 // The same sums for a few tokens (decoding, speculative verification), with the weights
 // decoded straight into registers instead of through the tile: each weight is read once
 // from memory and never stored. Lane for lane and tail for tail the arithmetic is
-// tile_block's, so the results are bitwise the same. For F32, BF16 and FP8 weights.
+// tile_block's, so the results are bitwise the same. For F32, BF16, FP8 and Q8_0 weights.
 
 // Whether rows [row_begin, row_end) of W decode in registers (F16 does not; FP8 with a
 // block scale of 2^8 or more takes the table path of decode_row).
 bool decodes_in_registers(const Matrix& W, int64_t row_begin, int64_t row_end) {
-  if (W.dtype == DType::F32 || W.dtype == DType::BF16) return true;
+  if (W.dtype == DType::F32 || W.dtype == DType::BF16 || W.dtype == DType::Q8_0) return true;
   if (W.dtype != DType::F8_E4M3) return false;
   const int64_t first = (W.first_row + row_begin) / kFp8BlockSize, last = (W.first_row + row_end - 1) / kFp8BlockSize;
   for (int64_t i = first * W.scale_cols(); i < (last + 1) * W.scale_cols(); ++i)
@@ -96,6 +97,15 @@ inline vf decode_lanes(const void* row, int64_t c, float folded) {
     return load(static_cast<const float*>(row) + c);
   } else if constexpr (kType == DType::BF16) {
     return bits_to_vf(widen(static_cast<const uint16_t*>(row) + c) << 16);
+  } else if constexpr (kType == DType::Q8_0) {
+    // d * q as decode_q8_0 computes it; q (int8) made exact in FP32 without a conversion
+    // instruction: 2^23 + (q + 128) in the mantissa, minus 2^23 + 128. kLanes divides the block.
+    const uint8_t* block = static_cast<const uint8_t*>(row) + (c / kQ8_0BlockValues) * kQ8_0BlockBytes;
+    _Float16 d;  // converted inline (F16C), where f16_to_f32 is a call
+    std::memcpy(&d, block, 2);
+    const vu32 q = widen(block + 2 + c % kQ8_0BlockValues);
+    const vf value = bits_to_vf((q ^ 0x80u) + 0x4B000000u) - broadcast(8388736.0f);
+    return broadcast(static_cast<float>(d)) * value;
   } else {
     const vu32 q = widen(static_cast<const uint8_t*>(row) + c);
     const vf x = bits_to_vf(((q & 0x80u) << 24) | ((q & 0x7fu) << 20)) * broadcast(folded);
@@ -110,7 +120,12 @@ void direct_block(const Matrix& W, int64_t r0, int64_t c0, int64_t len, const fl
   const void* rows[kRowBlock];
   float folded[kRowBlock][kBlocks] = {};
   for (int64_t r = 0; r < kRowBlock; ++r) {
-    rows[r] = static_cast<const uint8_t*>(W.data) + static_cast<size_t>((r0 + r) * W.cols + c0) * dtype_size(kType);
+    const uint8_t* row = static_cast<const uint8_t*>(W.data) + static_cast<size_t>(r0 + r) * W.row_bytes();
+    if constexpr (kType == DType::Q8_0) {
+      rows[r] = row + static_cast<size_t>(c0 / kQ8_0BlockValues) * kQ8_0BlockBytes;
+    } else {
+      rows[r] = row + static_cast<size_t>(c0) * dtype_size(kType);
+    }
     if constexpr (kType == DType::F8_E4M3) {
       const float* scales = W.scale_inv + ((W.first_row + r0 + r) / kFp8BlockSize) * W.scale_cols() + c0 / kFp8BlockSize;
       for (int64_t b = 0; b * kFp8BlockSize < len; ++b) folded[r][b] = scales[b] * 0x1p120f;
@@ -152,6 +167,7 @@ void direct_product(const Matrix& W, int64_t r0, int64_t c0, int64_t len, const 
   switch (W.dtype) {
     case DType::F32: return direct_product<DType::F32>(W, r0, c0, len, x, x_stride, T, y, y_stride);
     case DType::BF16: return direct_product<DType::BF16>(W, r0, c0, len, x, x_stride, T, y, y_stride);
+    case DType::Q8_0: return direct_product<DType::Q8_0>(W, r0, c0, len, x, x_stride, T, y, y_stride);
     default: return direct_product<DType::F8_E4M3>(W, r0, c0, len, x, x_stride, T, y, y_stride);
   }
 }
