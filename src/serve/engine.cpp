@@ -1,6 +1,6 @@
 #include "serve/engine.h"
 
-#include <nlohmann/json.hpp>
+#include <utility>
 
 #include "base/error.h"
 
@@ -121,7 +121,7 @@ void Engine::admit() {
       j->end(FinishReason::kCancelled, 0, std::string("the request could not start: ") + e.what());
       continue;
     }
-    if (followers_) events_.push_back(start_event(j->slot_, j->prompt_, j->options_, j->sampling_, j->stop_strings_).dump());
+    if (followers_) events_.push_back(start_event(j->slot_, j->prompt_, j->options_, j->sampling_, j->stop_strings_));
     active_[static_cast<size_t>(j->slot_)] = std::move(job);
     ++busy_;
   }
@@ -129,10 +129,7 @@ void Engine::admit() {
 
 void Engine::send_to_followers(bool step, bool stop) {
   if (!followers_) return;
-  json message = {{"step", step}, {"stop", stop}, {"events", json::array()}};
-  for (const std::string& event : events_) message["events"].push_back(json::parse(event));
-  events_.clear();
-  std::string text = message.dump();
+  std::string text = json{{"step", step}, {"stop", stop}, {"events", std::exchange(events_, json::array())}}.dump();
   broadcast_message(*followers_, text);
 }
 
@@ -160,7 +157,7 @@ void Engine::run() {
       for (std::shared_ptr<Job>& job : active_)
         if (job && job->abandoned_) {  // the client went away: free the slot now
           batch_.cancel(job->slot_);
-          if (followers_) events_.push_back(json{{"cancel", job->slot_}}.dump());
+          if (followers_) events_.push_back(json{{"cancel", job->slot_}});
         }
       send_to_followers(true, false);
       batch_.step();

@@ -18,12 +18,13 @@
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
 #include <vector>
 
-#include "infer/batch_generator.h"
 #include "dist/communicator.h"
+#include "infer/batch_generator.h"
 #include "infer/text_stream.h"
 
 namespace dsv3::serve {
@@ -102,7 +103,7 @@ class Engine {
   BatchGenerator batch_;
   int64_t drafts_, queue_limit_, vocab_size_;
   Communicator* followers_;
-  std::vector<std::string> events_;  // JSON of the starts and cancels since the last step
+  nlohmann::json events_ = nlohmann::json::array();  // the starts and cancels since the last step
   std::mutex mutex_;
   std::condition_variable work_;
   std::deque<std::shared_ptr<Job>> queue_;

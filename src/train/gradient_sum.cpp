@@ -15,6 +15,14 @@ void in_blocks(ThreadPool& pool, size_t n, Fn fn) {
   pool.parallel_for((n + kBlock - 1) / kBlock, [&](size_t b) { fn(b * kBlock, std::min(n, (b + 1) * kBlock)); });
 }
 
+// sum[i] += part[i]; part[i] = 0 for i < n.
+void add_and_clear(float* part, double* sum, size_t n) {
+  for (size_t i = 0; i < n; ++i) {
+    sum[i] += part[i];
+    part[i] = 0.0f;
+  }
+}
+
 }  // namespace
 
 GradientSum::GradientSum(const ParameterLayout<float>& layout, ThreadPool& pool)
@@ -29,16 +37,10 @@ GradientSum::GradientSum(const ParameterLayout<float>& layout, ThreadPool& pool)
 
 void GradientSum::flush() {
   in_blocks(pool_, sequence_.size(), [&](size_t begin, size_t end) {
-    for (size_t i = begin; i < end; ++i) {
-      sum_[i] += sequence_[i];
-      sequence_[i] = 0.0f;
-    }
+    add_and_clear(&sequence_[begin], &sum_[begin], end - begin);
   });
   in_blocks(pool_, mtp_embed_.size(), [&](size_t begin, size_t end) {
-    for (size_t i = begin; i < end; ++i) {
-      sum_[embed_offset_ + i] += mtp_embed_[i];
-      mtp_embed_[i] = 0.0f;
-    }
+    add_and_clear(&mtp_embed_[begin], &sum_[embed_offset_ + begin], end - begin);
   });
 }
 
@@ -46,10 +48,7 @@ void GradientSum::flush_range(float* begin, int64_t count) {
   const size_t offset = static_cast<size_t>(begin - sequence_.data());
   if (begin < sequence_.data() || offset + static_cast<size_t>(count) > sequence_.size())
     fail("flush_range outside the gradient buffer");
-  for (size_t i = offset; i < offset + static_cast<size_t>(count); ++i) {
-    sum_[i] += sequence_[i];
-    sequence_[i] = 0.0f;
-  }
+  add_and_clear(&sequence_[offset], &sum_[offset], static_cast<size_t>(count));
 }
 
 void GradientSum::all_reduce(Communicator& comm) { comm.allreduce_sum(sum_, "summing the gradients"); }
