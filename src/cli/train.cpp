@@ -47,6 +47,10 @@ void add_train_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--schedule", o->schedule, "Pipeline schedule with --pp: 1f1b or dualpipe (micro-batches = --batch)")
       ->capture_default_str();
+  cmd->add_option("--grad-reduce", o->grad_reduce,
+                  "Data parallelism: overlap (sum each layer's gradient over the ranks during the last backward) "
+                  "or after (the whole gradient after it)")
+      ->capture_default_str();
   cmd->add_option("--dist-timeout", o->dist_timeout,
                   "Under mpirun: seconds a rank waits for the others before it ends the job")
       ->capture_default_str();

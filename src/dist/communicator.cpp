@@ -38,6 +38,12 @@ std::vector<MPI_Request>& pending_sends() {
   return requests;
 }
 
+// Sums started by Communicator::start_allreduce_sum and not yet waited for.
+std::vector<MPI_Request>& pending_reductions() {
+  static std::vector<MPI_Request> requests;
+  return requests;
+}
+
 int message_bytes(int64_t bytes, const char* what) {
   if (bytes < 0 || bytes > std::numeric_limits<int>::max()) fail(what, ": a message of ", bytes, " bytes");
   return static_cast<int>(bytes);
@@ -112,6 +118,30 @@ void Communicator::allreduce(void* values, size_t count, Element element, Reduct
           what);
     wait(&request, what);
   }
+}
+
+void Communicator::start_allreduce_sum(std::span<double> values, const char* what) {
+  if (size_ == 1) return;
+  for (size_t begin = 0; begin < values.size(); begin += kMaxPiece) {
+    MPI_Request request;
+    check(MPI_Iallreduce(MPI_IN_PLACE, values.data() + begin,
+                         static_cast<int>(std::min(kMaxPiece, values.size() - begin)), MPI_DOUBLE, MPI_SUM,
+                         MPI_COMM_WORLD, &request),
+          what);
+    pending_reductions().push_back(request);
+  }
+}
+
+void Communicator::progress(const char* what) {
+  std::vector<MPI_Request>& requests = pending_reductions();
+  if (requests.empty()) return;
+  int done = 0;  // when all are complete they become MPI_REQUEST_NULL, on which wait() returns at once
+  check(MPI_Testall(static_cast<int>(requests.size()), requests.data(), &done, MPI_STATUSES_IGNORE), what);
+}
+
+void Communicator::wait_reductions(const char* what) {
+  for (MPI_Request& request : pending_reductions()) wait(&request, what);
+  pending_reductions().clear();
 }
 
 void Communicator::allreduce_sum(std::span<float> values, const char* what) {

@@ -33,6 +33,13 @@ class Communicator {
   void allreduce_sum(std::span<float> values, const char* what);
   void allreduce_sum(std::span<double> values, const char* what);
   void allreduce_sum(std::span<int64_t> values, const char* what);
+  // A sum started now and finished by wait_reductions(), so that computation can go on
+  // meanwhile; `values` must stay untouched until then. All ranks start the same sums in the
+  // same order (as for every collective).
+  void start_allreduce_sum(std::span<double> values, const char* what);
+  // Lets the started operations advance (MPI moves them on only inside its calls); never waits.
+  void progress(const char* what);
+  void wait_reductions(const char* what);
   // The largest value over all ranks.
   double allreduce_max(double value, const char* what);
   // Root's bytes into every rank's buffer of the same size.

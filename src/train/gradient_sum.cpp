@@ -35,10 +35,13 @@ GradientSum::GradientSum(const ParameterLayout<float>& layout, ThreadPool& pool)
   }
 }
 
+void GradientSum::add_range(size_t begin, size_t end) {
+  in_blocks(pool_, end - begin,
+            [&](size_t b, size_t e) { add_and_clear(&sequence_[begin + b], &sum_[begin + b], e - b); });
+}
+
 void GradientSum::flush() {
-  in_blocks(pool_, sequence_.size(), [&](size_t begin, size_t end) {
-    add_and_clear(&sequence_[begin], &sum_[begin], end - begin);
-  });
+  add_range(0, sequence_.size());
   in_blocks(pool_, mtp_embed_.size(), [&](size_t begin, size_t end) {
     add_and_clear(&mtp_embed_[begin], &sum_[embed_offset_ + begin], end - begin);
   });
@@ -51,7 +54,36 @@ void GradientSum::flush_range(float* begin, int64_t count) {
   add_and_clear(&sequence_[offset], &sum_[offset], static_cast<size_t>(count));
 }
 
-void GradientSum::all_reduce(Communicator& comm) { comm.allreduce_sum(sum_, "summing the gradients"); }
+void GradientSum::reduce_early(size_t begin, size_t end, Communicator& comm) {
+  if (begin > end || end > sum_.size()) fail("reduce_early outside the gradient buffer");
+  add_range(begin, end);
+  early_.emplace_back(begin, end);
+  comm.start_allreduce_sum(std::span<double>(sum_).subspan(begin, end - begin), "summing the gradients");
+  comm.progress("summing the gradients");
+}
+
+void GradientSum::reduce(Communicator& comm) {
+  // The MTP module's embedding share first: its range must not be one already on its way.
+  std::sort(early_.begin(), early_.end());
+  for (const auto& [begin, end] : early_)
+    if (!mtp_embed_.empty() && begin < embed_offset_ + mtp_embed_.size() && embed_offset_ < end)
+      fail("the embedding gradient was summed before the MTP module's share was added");
+  in_blocks(pool_, mtp_embed_.size(), [&](size_t begin, size_t end) {
+    add_and_clear(&mtp_embed_[begin], &sum_[embed_offset_ + begin], end - begin);
+  });
+  // Then the gaps between the early ranges.
+  size_t next = 0;
+  early_.emplace_back(sum_.size(), sum_.size());
+  for (const auto& [begin, end] : early_) {
+    if (begin > next) {
+      add_range(next, begin);
+      comm.start_allreduce_sum(std::span<double>(sum_).subspan(next, begin - next), "summing the gradients");
+    }
+    next = std::max(next, end);
+  }
+  early_.clear();
+  comm.wait_reductions("summing the gradients");
+}
 
 void GradientSum::take(std::span<float> gradient) {
   in_blocks(pool_, sum_.size(), [&](size_t begin, size_t end) {

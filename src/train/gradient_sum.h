@@ -14,6 +14,7 @@
 #pragma once
 
 #include <span>
+#include <utility>
 #include <vector>
 
 #include "base/thread_pool.h"
@@ -31,16 +32,24 @@ class GradientSum {
   void flush();
   // Adds and zeroes only `count` values at `begin` (inside sequence()'s buffer).
   void flush_range(float* begin, int64_t count);
-  // Sums over the ranks (FP64).
-  void all_reduce(Communicator& comm);
+  // Summing over the ranks (FP64), overlapped with the backward where it can be:
+  // reduce_early() takes a range whose gradient is final for this step on this rank (a decoder
+  // layer, once the rank's last backward has passed it), adds it into the sum and starts summing
+  // it over the ranks; reduce() adds everything else sequence() holds, sums that, and waits for
+  // the early ranges. All ranks call both in the same order. One rank: just the adds.
+  void reduce_early(size_t begin, size_t end, Communicator& comm);
+  void reduce(Communicator& comm);
   // The FP32 gradient, rounded once from the sum; the sum starts again from zero.
   void take(std::span<float> gradient);
 
  private:
+  void add_range(size_t begin, size_t end);  // sum += sequence, sequence = 0 over [begin, end)
+
   ThreadPool& pool_;
   std::vector<float> sequence_, mtp_embed_;
   std::vector<double> sum_;
   size_t embed_offset_ = 0;
+  std::vector<std::pair<size_t, size_t>> early_;  // ranges being summed since reduce_early()
   TrainWeights<float> views_;
 };
 

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <map>
+#include <string>
 
 #include "base/error.h"
 #include "tensor/matrix.h"
@@ -50,6 +51,21 @@ TrainWeights<T> ParameterLayout<T>::views(T* buffer) const {
   });
   if (config_.tie_word_embeddings) w.head = w.embed;
   return w;
+}
+
+template <typename T>
+std::pair<size_t, size_t> ParameterLayout<T>::layer_range(int64_t layer) const {
+  const std::string prefix = "model.layers." + std::to_string(layer) + ".";
+  size_t begin = size, end = 0, own = 0;
+  for (size_t i = 0; i < slots.size(); ++i) {
+    if (!slots[i].name.starts_with(prefix) || slots[i].mtp_copy_of_main) continue;
+    const size_t count = static_cast<size_t>(slots[i].rows * std::max<int64_t>(slots[i].cols, 1));
+    begin = std::min(begin, offsets[i]);
+    end = std::max(end, offsets[i] + count);
+    own += count;
+  }
+  if (end == 0 || end - begin != own) fail("no consecutive parameters for decoder layer ", layer);
+  return {begin, end};
 }
 
 void load_parameters(const Checkpoint& checkpoint, const ParameterLayout<float>& layout, float* values) {

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <utility>
 #include <vector>
 
 #include "formats/hf_weights.h"
@@ -39,6 +40,9 @@ struct ParameterLayout {
   explicit ParameterLayout(const ModelConfig& config);
   // The model's structure as views into `buffer` (size floats).
   TrainWeights<T> views(T* buffer) const;
+  // [begin, end) of the buffer: decoder layer `layer`'s own parameters (its tensors are
+  // consecutive in checkpoint order; the MTP module's shared embedding and head are not its own).
+  std::pair<size_t, size_t> layer_range(int64_t layer) const;
 
  private:
   ModelConfig config_;

@@ -23,6 +23,8 @@ TrainModel<float>::Losses PipelineStep::run(const TrainWeights<float>& w, const 
   // Per (chunk, micro-batch): the stage's activations, its input and output and their gradients.
   const size_t slots = static_cast<size_t>(schedule_.chunks * M);
   std::vector<TrainModel<float>::Activations> states(slots);
+  // The weight-gradient GEMMs between a micro-batch's kBackwardInput and its kBackwardWeight.
+  std::vector<TrainModel<float>::DeferredWeightGradients> weight_parts(slots);
   std::vector<std::vector<float>> x_in(slots), x_out(slots), dx_in(slots), dx_out(slots);
   const int64_t bytes = count * d * int64_t(sizeof(float));
   TrainModel<float>::Losses losses;
@@ -37,15 +39,22 @@ TrainModel<float>::Losses PipelineStep::run(const TrainWeights<float>& w, const 
                                             x_out[slot].data(), losses, &expert_counts);
         break;
       case PipeOpKind::kBackward:
-      case PipeOpKind::kBackwardInput:
+      case PipeOpKind::kBackwardInput: {
         if (!states[slot]) fail("pipeline schedule: backward of micro-batch ", op.micro_batch, " before its forward");
+        const bool split = op.kind == PipeOpKind::kBackwardInput;
         dx_in[slot].resize(static_cast<size_t>(count * d));
         model_.backward_stage(w, stage, *states[slot], mtp_weight, dx_out[slot].data(), dx_in[slot].data(),
-                              gradients.sequence());
+                              gradients.sequence(), split ? &weight_parts[slot] : nullptr);
         gradients.flush();
-        states[slot].reset();  // the activations are no longer needed
+        if (!split) states[slot].reset();  // the activations are no longer needed
         break;
-      case PipeOpKind::kBackwardWeight:  // computed with the input part above
+      }
+      case PipeOpKind::kBackwardWeight:  // the weight-gradient GEMMs its input part left
+        if (!states[slot])
+          fail("pipeline schedule: weight gradient of micro-batch ", op.micro_batch, " before its input part");
+        model_.weight_gradients(weight_parts[slot]);
+        gradients.flush();
+        states[slot].reset();
         break;
       case PipeOpKind::kSendActivation:
         comm_.send(x_out[slot].data(), bytes, op.peer, tag, "pipeline: sending activations");

@@ -6,8 +6,8 @@
 // parallelism) but computes only the stages the schedule gives it, so its gradient buffer is
 // non-zero only there; the trainer then sums the gradients over the ranks, which also adds up
 // the two copies of each stage under DualPipe and the embedding the MTP module shares with the
-// first stage. On this CPU the weight-gradient part of a backward runs with its input part
-// (kBackwardInput computes both, kBackwardWeight is a no-op); the schedule's order is kept.
+// first stage. kBackwardInput leaves the linear layers' weight-gradient GEMMs to the
+// micro-batch's kBackwardWeight (TrainModel's split backward), which then frees its activations.
 #pragma once
 
 #include <cstdint>

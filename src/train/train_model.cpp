@@ -128,11 +128,33 @@ void TrainModel<T>::project(const T* x, const T* W, int64_t n, int64_t in, int64
 template <typename T>
 void TrainModel<T>::project_backward(const T* x, const T* W, const T* dy, int64_t n, int64_t in, int64_t out, T* dx,
                                      T* dW) {
+  linear_backward_at(projection_precision_, x, W, dy, n, in, out, dx, dW);
+}
+
+// The two GEMMs of a linear backward are independent (quantized_linear_backward computes each
+// from the same inputs whether or not the other runs), so splitting them changes no bit.
+template <typename T>
+void TrainModel<T>::linear_backward_at(GemmPrecision precision, const T* x, const T* W, const T* dy, int64_t n,
+                                       int64_t in, int64_t out, T* dx, T* dW) {
+  T* dW_now = deferred_ ? nullptr : dW;
   if constexpr (std::is_same_v<T, float>) {
-    quantized_linear_backward(projection_precision_, x, W, dy, n, in, out, dx, dW, pool_);
+    quantized_linear_backward(precision, x, W, dy, n, in, out, dx, dW_now, pool_);
   } else {
-    linear_backward(x, W, dy, n, in, out, dx, dW, pool_);
+    linear_backward(x, W, dy, n, in, out, dx, dW_now, pool_);
   }
+  if (deferred_ && dW) deferred_->push_back({precision, x, W, std::vector<T>(dy, dy + n * out), n, in, out, dW});
+}
+
+template <typename T>
+void TrainModel<T>::weight_gradients(DeferredWeightGradients& deferred) {
+  for (WeightGradientGemm& g : deferred) {
+    if constexpr (std::is_same_v<T, float>) {
+      quantized_linear_backward(g.precision, g.x, g.W, g.dy.data(), g.rows, g.in, g.out, nullptr, g.dW, pool_);
+    } else {
+      linear_backward(g.x, g.W, g.dy.data(), g.rows, g.in, g.out, static_cast<T*>(nullptr), g.dW, pool_);
+    }
+  }
+  deferred.clear();
 }
 
 // ---- SwiGLU feed-forward -------------------------------------------------------------
@@ -346,7 +368,8 @@ void TrainModel<T>::moe_backward(const Moe& m, const MoeCache& c, const T* xn, i
   for (int64_t t = 0; t < n; ++t)
     gate_weights_backward(cfg, &c.logits[t * E], &c.experts[t * k], &dweights[t * k], &dlogits[t * E]);
   if (balance_alpha_ > 0) balance_backward(c, n, dlogits.data());
-  linear_backward(xn, m.router.data, dlogits.data(), n, d, E, dx_router.data(), g.router.data, pool_);
+  linear_backward_at(GemmPrecision::kF32, xn, m.router.data, dlogits.data(), n, d, E, dx_router.data(),
+                     g.router.data);
   add_into(dxn, dx_router.data(), n * d);
 }
 
@@ -665,7 +688,11 @@ typename TrainModel<T>::Activations TrainModel<T>::forward_stage(const TrainWeig
 
 template <typename T>
 void TrainModel<T>::backward_stage(const TrainWeights<T>& w, const Stage& stage, const StageState& st,
-                                   double mtp_weight, const T* dx_out, T* dx_in, TrainWeights<T>& g) {
+                                   double mtp_weight, const T* dx_out, T* dx_in, TrainWeights<T>& g,
+                                   DeferredWeightGradients* deferred) {
+  if (deferred && expert_comm_ && expert_comm_->distributed())
+    fail("the split backward (pipeline parallelism) does not work with expert parallelism");
+  deferred_ = deferred;  // read by linear_backward_at; every backward_stage sets it anew
   const ModelConfig& cfg = config_;
   const int64_t d = cfg.hidden_size, V = cfg.vocab_size, n = st.n, m = n - 1;
   const T eps = static_cast<T>(cfg.rms_norm_eps);
@@ -674,7 +701,8 @@ void TrainModel<T>::backward_stage(const TrainWeights<T>& w, const Stage& stage,
   if (stage.last) {
     Buf<T> dlogits(st.logits.size()), dhidden(st.hidden.size());
     cross_entropy_backward(st.logits.data(), st.targets.data(), n, V, T(1) / T(n - 1), dlogits.data());
-    linear_backward(st.hidden.data(), w.head.data, dlogits.data(), n, d, V, dhidden.data(), g.head.data, pool_);
+    linear_backward_at(GemmPrecision::kF32, st.hidden.data(), w.head.data, dlogits.data(), n, d, V, dhidden.data(),
+                       g.head.data);
     if (w.mtp && m > 1 && mtp_weight != 0) {
       const auto& mw = *w.mtp;
       auto& mg = *g.mtp;
@@ -682,14 +710,14 @@ void TrainModel<T>::backward_stage(const TrainWeights<T>& w, const Stage& stage,
           d_x(st.mtp_x.size());
       cross_entropy_backward(st.mtp_logits.data(), st.mtp_targets.data(), m, V,
                              static_cast<T>(mtp_weight / double(m - 1)), d_logits.data());
-      linear_backward(st.mtp_hidden.data(), mw.head.data, d_logits.data(), m, d, V, d_hidden.data(), mg.head.data,
-                      pool_);
+      linear_backward_at(GemmPrecision::kF32, st.mtp_hidden.data(), mw.head.data, d_logits.data(), m, d, V,
+                         d_hidden.data(), mg.head.data);
       rmsnorm_backward(st.mtp_out.data(), d_hidden.data(), m, d, mw.head_norm.data, eps, d_out.data(),
                        mg.head_norm.data);
       block_backward(mw.block, st.mtp_cache, m, d_out.data(), d_x.data(), mg.block);
       Buf<T> d_concat(st.concat.size());
-      linear_backward(st.concat.data(), mw.eh_proj.data, d_x.data(), m, 2 * d, d, d_concat.data(), mg.eh_proj.data,
-                      pool_);
+      linear_backward_at(GemmPrecision::kF32, st.concat.data(), mw.eh_proj.data, d_x.data(), m, 2 * d, d,
+                         d_concat.data(), mg.eh_proj.data);
       Buf<T> half_grad(static_cast<size_t>(m * d)), d_in(half_grad.size());
       for (int64_t i = 0; i < m; ++i) std::copy_n(&d_concat[i * 2 * d], d, &half_grad[i * d]);
       rmsnorm_backward(st.embedded.data(), half_grad.data(), m, d, mw.enorm.data, eps, d_in.data(), mg.enorm.data);
@@ -705,12 +733,14 @@ void TrainModel<T>::backward_stage(const TrainWeights<T>& w, const Stage& stage,
   for (int64_t i = stage.end_layer - 1; i >= stage.first_layer; --i) {
     block_backward(w.layers[i], st.caches[i - stage.first_layer], n, dx.data(), dprev.data(), g.layers[i]);
     dx.swap(dprev);
+    if (layer_done_ && !deferred) layer_done_(i);
   }
   if (stage.first_layer == 0) {
     embedding_backward(st.tokens, dx.data(), n, d, g.embed.data);
   } else {
     std::copy_n(dx.data(), n * d, dx_in);
   }
+  deferred_ = nullptr;
 }
 
 template <typename T>

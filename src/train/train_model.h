@@ -68,8 +68,31 @@ class TrainModel {
                             const T* x_in, T* x_out, Losses& losses, std::vector<int64_t>* expert_counts);
   // Its backward: dx_out is the gradient of x_out (not read by the last stage), dx_in receives
   // that of x_in (not written by the first); parameter gradients are added into `grads`.
+  //
+  // The zero-bubble split (pipeline schedules' kBackwardInput, then kBackwardWeight): with
+  // `deferred`, the backward computes the input gradients and the small parameter gradients
+  // (norms, embedding) and leaves every linear layer's weight-gradient GEMM (dW += dy^T x) in
+  // `deferred`, holding a copy of dy; weight_gradients() runs them later into the same `grads`.
+  // Together they add exactly what one backward adds. The GEMMs read x from `state`, which must
+  // live until then. Not with expert parallelism (its per-source flushes need the gradients at once).
+  struct WeightGradientGemm {
+    GemmPrecision precision = GemmPrecision::kF32;
+    const T* x = nullptr;  // [rows][in], in the stage's activations
+    const T* W = nullptr;  // [out][in]
+    std::vector<T> dy;     // [rows][out]
+    int64_t rows = 0, in = 0, out = 0;
+    T* dW = nullptr;  // [out][in], accumulated into
+  };
+  using DeferredWeightGradients = std::vector<WeightGradientGemm>;
   void backward_stage(const TrainWeights<T>& w, const Stage& stage, const StageState& state, double mtp_weight,
-                      const T* dx_out, T* dx_in, TrainWeights<T>& grads);
+                      const T* dx_out, T* dx_in, TrainWeights<T>& grads, DeferredWeightGradients* deferred = nullptr);
+  // Runs and empties `deferred`.
+  void weight_gradients(DeferredWeightGradients& deferred);
+
+  // Called by backward_stage (unless deferred) as soon as decoder layer `layer`'s parameter
+  // gradients are complete, so that the trainer can start summing them over the ranks while the
+  // layers below run their backward.
+  void set_layer_gradients_done(std::function<void(int64_t layer)> done) { layer_done_ = std::move(done); }
 
   // The precision of the projections' GEMM inputs (attention and feed-forward linear
   // layers; the embedding, heads, router and attention core stay FP32): kF32 (default),
@@ -115,6 +138,9 @@ class TrainModel {
   void prepare_positions(int64_t n);  // rope tables for positions 0..n-1
   void project(const T* x, const T* W, int64_t n, int64_t in, int64_t out, T* y);
   void project_backward(const T* x, const T* W, const T* dy, int64_t n, int64_t in, int64_t out, T* dx, T* dW);
+  // dx = dy W now; dW += dy^T x now, or queued in deferred_ during a split backward.
+  void linear_backward_at(GemmPrecision precision, const T* x, const T* W, const T* dy, int64_t n, int64_t in,
+                          int64_t out, T* dx, T* dW);
   void block_forward(const Layer& l, const T* x_in, int64_t n, BlockCache& cache, T* x_out, int64_t* counts);
   void block_backward(const Layer& l, const BlockCache& cache, int64_t n, const T* dx_out, T* dx_in, Layer& g);
   void attention_forward(const Attention& a, const T* xn, int64_t n, BlockCache& cache, T* out);
@@ -141,6 +167,8 @@ class TrainModel {
   int64_t first_expert_ = 0, owned_experts_ = 0;  // this rank's routed experts
   DispatchStats dispatch_stats_;
   std::function<void(T*, int64_t)> flush_;
+  std::function<void(int64_t)> layer_done_;
+  DeferredWeightGradients* deferred_ = nullptr;  // during a split backward_stage
   double balance_total_ = 0;  // accumulated over the MoE layers of one run()
   std::vector<T> cos_, sin_;  // rope tables for positions 0..n-1 of the current sequence length
 };

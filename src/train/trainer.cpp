@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <numeric>
 #include <optional>
@@ -199,6 +200,8 @@ std::string train(const TrainOptions& o) {
     if (value != 1 && value != ranks)
       fail(flag, " ", value, " must be 1 or the number of ranks (", ranks, "; start with mpirun -np ", value, ")");
   if (o.ep > 1 && o.pp > 1) fail("--ep and --pp cannot be combined yet");
+  if (o.grad_reduce != "overlap" && o.grad_reduce != "after")
+    fail("--grad-reduce must be overlap or after, got ", o.grad_reduce);
   // Data parallelism splits the batch over the ranks; a pipeline runs every sequence through them.
   const int64_t data_ranks = o.pp > 1 ? 1 : ranks, data_rank = o.pp > 1 ? 0 : rank;
   if (o.batch % data_ranks != 0)
@@ -250,6 +253,10 @@ std::string train(const TrainOptions& o) {
   const TrainWeights<float> w = layout.views(params.data());
   GradientSum gradient_sum(layout, pool);
   model.set_gradient_flush([&](float* begin, int64_t count) { gradient_sum.flush_range(begin, count); });
+  const std::function<void(int64_t)> reduce_layer = [&](int64_t layer) {
+    const auto [begin, end] = layout.layer_range(layer);
+    gradient_sum.reduce_early(begin, end, comm);
+  };
   const fs::path log_path = fs::path(o.out) / "metrics.jsonl";
   if (o.resume && comm.is_root()) {  // steps logged after the checkpoint will run again: drop them
     std::ifstream in(log_path);
@@ -303,12 +310,17 @@ std::string train(const TrainOptions& o) {
       for (int64_t offset : starts) sequences.push_back(&tokens[offset]);
       add_losses(pipeline->run(w, sequences, o.seq_len + 1, o.mtp_weight, gradient_sum, counts));
     } else {
-      for (int64_t i = data_rank * local_batch; i < (data_rank + 1) * local_batch; ++i) {
+      const int64_t end = (data_rank + 1) * local_batch;
+      for (int64_t i = data_rank * local_batch; i < end; ++i) {
+        // In the rank's last backward each decoder layer's gradient is final once passed: its
+        // sum over the ranks starts while the layers below run (data parallelism's overlap).
+        const bool last = i + 1 == end && comm.distributed() && o.grad_reduce == "overlap";
+        model.set_layer_gradients_done(last ? reduce_layer : std::function<void(int64_t)>());
         add_losses(model.run(w, &tokens[starts[i]], o.seq_len + 1, o.mtp_weight, &gradient_sum.sequence(), &counts));
-        gradient_sum.flush();
+        if (!last) gradient_sum.flush();
       }
     }
-    gradient_sum.all_reduce(comm);
+    gradient_sum.reduce(comm);
     gradient_sum.take(grads);
     comm.allreduce_sum(counts, "summing the expert loads");
     comm.allreduce_sum(loss_sums, "summing the losses");

@@ -66,6 +66,9 @@ struct TrainOptions {
   // schedule "1f1b" or "dualpipe" (micro-batches = --batch sequences).
   int64_t pp = 1;
   std::string schedule = "1f1b";
+  // Data parallelism: "overlap" starts summing each decoder layer's gradient over the ranks
+  // during the last backward, "after" sums the whole gradient after it (for comparison).
+  std::string grad_reduce = "overlap";
 };
 
 // Runs the training; returns the directory of the last checkpoint (RUN/latest).

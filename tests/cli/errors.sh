@@ -81,6 +81,8 @@ expect_error train_pp_without_mpirun "--pp 2 must be 1 or the number of ranks (1
   --out "$work/run_pp" --pp 2
 expect_error train_ep_without_mpirun "--ep 2 must be 1 or the number of ranks (1" "$dsv3" train --data "$work/text" \
   --out "$work/run_ep" --ep 2
+expect_error train_bad_grad_reduce "--grad-reduce must be overlap or after, got later" "$dsv3" train \
+  --data "$work/text" --out "$work/run_gr" --grad-reduce later
 expect_error logits_ep_without_mpirun "start with mpirun" "$dsv3" logits -m "$work/tiny" --ids "1 2" -o "$work/o.npy" \
   --ep 2
 expect_error schedule_odd_pp "even number of pipeline ranks" "$dsv3" schedule --pp 3 --micro-batches 8 --schedule dualpipe

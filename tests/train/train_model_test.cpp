@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <random>
@@ -225,6 +226,47 @@ TEST(TrainModelTest, ChainedStagesGiveTheWholeModelBitForBit) {
     EXPECT_EQ(grads, whole_grads) << count << " stages";
   }
   EXPECT_THROW(TrainModel<float>::pipeline_stages(c, 5), Error);
+}
+
+// The zero-bubble split: the input part of a stage's backward and, later, its weight part add
+// exactly what one backward adds, at every projection precision; the input part alone leaves
+// the linear layers' weight gradients untouched and already gives the stage's input gradient.
+TEST(TrainModelTest, SplitBackwardAddsWhatOneBackwardAdds) {
+  ModelConfig c = tiny_config();
+  c.num_hidden_layers = 3;
+  c.validate();
+  ThreadPool pool(2);
+  ParameterLayout<float> layout(c);
+  std::vector<float> params = random_parameters(layout, 12);
+  const auto w = layout.views(params.data());
+  const int64_t n = static_cast<int64_t>(kTokens.size()), d = c.hidden_size;
+  const auto stages = TrainModel<float>::pipeline_stages(c, 2);
+  for (GemmPrecision precision : {GemmPrecision::kF32, GemmPrecision::kBF16, GemmPrecision::kFP8}) {
+    TrainModel<float> model(c, pool);
+    model.set_balance_alpha(0.05);
+    model.set_projection_precision(precision);
+    std::vector<float> boundary(static_cast<size_t>(n * d)), dx_out(boundary.size(), 0.01f);
+    TrainModel<float>::Losses losses;
+    for (const auto& stage : stages) {
+      const auto state =
+          model.forward_stage(w, stage, kTokens.data(), n, boundary.data(), boundary.data(), losses, nullptr);
+      std::vector<float> once(layout.size, 0.0f), split(layout.size, 0.0f), dx_once(boundary.size()),
+          dx_split(boundary.size());
+      auto g_once = layout.views(once.data()), g_split = layout.views(split.data());
+      model.backward_stage(w, stage, *state, 0.3, dx_out.data(), dx_once.data(), g_once);
+      TrainModel<float>::DeferredWeightGradients deferred;
+      model.backward_stage(w, stage, *state, 0.3, dx_out.data(), dx_split.data(), g_split, &deferred);
+      EXPECT_FALSE(deferred.empty());
+      const auto& o = g_split.layers[static_cast<size_t>(stage.end_layer - 1)].attn.o;
+      EXPECT_TRUE(std::all_of(o.data, o.data + o.rows * o.cols, [](float x) { return x == 0.0f; }));
+      if (stage.first_layer > 0) {
+        EXPECT_EQ(dx_split, dx_once);
+      }
+      model.weight_gradients(deferred);
+      EXPECT_TRUE(deferred.empty());
+      EXPECT_EQ(split, once) << "stage from layer " << stage.first_layer;
+    }
+  }
 }
 
 }  // namespace
