@@ -139,6 +139,32 @@ TEST_P(MatmulTest, FewTokensAndManyTokensGiveTheSameBits) {
   }
 }
 
+// NaN codes of E4M3 (0x7F, 0xFF) make their rows' products NaN whether the weights are
+// decoded in registers (passes of 1-4 tokens, which look for them) or through the tile; the
+// other rows keep their bits. Codes planted mid-tile, in a tile's last columns and in a row's tail.
+TEST(MatmulFp8Test, NanCodesGiveNanRowsOnEveryPath) {
+  ThreadPool pool(2);
+  StoredMatrix m = make_matrix(DType::F8_E4M3, 40, 1100, 9);
+  const std::vector<std::pair<int64_t, uint8_t>> planted = {{5 * 1100 + 700, 0x7F}, {22 * 1100 + 511, 0xFF},
+                                                            {31 * 1100 + 1099, 0x7F}};
+  for (auto [at, code] : planted) m.bytes[static_cast<size_t>(at)] = code;
+  const int64_t T = 6;
+  std::vector<float> x = random_input(T * m.view.cols, 2);
+  std::vector<float> all(static_cast<size_t>(T * m.view.rows)), one(all.size());
+  matmul(m.view, x.data(), T, all.data(), pool);
+  for (int64_t t = 0; t < T; ++t) matmul(m.view, x.data() + t * m.view.cols, 1, one.data() + t * m.view.rows, pool);
+  for (int64_t t = 0; t < T; ++t)
+    for (int64_t r = 0; r < m.view.rows; ++r) {
+      const bool nan_row = r == 5 || r == 22 || r == 31;
+      const float a = all[t * m.view.rows + r], b = one[t * m.view.rows + r];
+      EXPECT_EQ(std::isnan(a), nan_row) << "row " << r;
+      EXPECT_EQ(std::isnan(b), nan_row) << "row " << r;
+      if (!nan_row) {
+        EXPECT_EQ(a, b) << "row " << r;
+      }
+    }
+}
+
 INSTANTIATE_TEST_SUITE_P(AllDtypes, MatmulTest,
                          ::testing::Values(DType::F32, DType::BF16, DType::F16, DType::F8_E4M3),
                          [](const auto& param_info) { return std::string(dtype_name(param_info.param)); });

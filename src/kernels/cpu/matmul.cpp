@@ -47,6 +47,19 @@ inline vu32 widen(const U* p) {
 #endif
 }
 
+// kLanes signed 8-bit integers widened to 32 bits (sign-extended).
+inline vu32 widen_signed(const int8_t* p) {
+#ifdef __AVX512F__
+  return reinterpret_cast<vu32>(_mm512_maskz_cvtepi8_epi32(0xffff, _mm_loadu_si128(reinterpret_cast<const __m128i*>(p))));
+#else
+  uint32_t w[kLanes];
+  for (int64_t i = 0; i < kLanes; ++i) w[i] = static_cast<uint32_t>(int32_t{p[i]});
+  vu32 v;
+  std::memcpy(&v, w, sizeof v);
+  return v;
+#endif
+}
+
 constexpr int64_t kRowBlock = 4;     // weight rows decoded together
 constexpr int64_t kTokenBlock = 4;   // tokens sharing each decoded row
 constexpr int64_t kColBlock = 512;   // columns decoded at a time (a multiple of the FP8 block)
@@ -92,7 +105,7 @@ bool decodes_in_registers(const Matrix& W, int64_t row_begin, int64_t row_end) {
 // kLanes weights of a row from column c on; `folded` (FP8 only) is the scale of the column
 // block times 2^120, as in Matrix::decode_row.
 template <DType kType>
-inline vf decode_lanes(const void* row, int64_t c, float folded) {
+inline vf decode_lanes(const void* row, int64_t c, vf folded) {
   if constexpr (kType == DType::F32) {
     return load(static_cast<const float*>(row) + c);
   } else if constexpr (kType == DType::BF16) {
@@ -107,18 +120,37 @@ inline vf decode_lanes(const void* row, int64_t c, float folded) {
     const vf value = bits_to_vf((q ^ 0x80u) + 0x4B000000u) - broadcast(8388736.0f);
     return broadcast(static_cast<float>(d)) * value;
   } else {
-    const vu32 q = widen(static_cast<const uint8_t*>(row) + c);
-    const vf x = bits_to_vf(((q & 0x80u) << 24) | ((q & 0x7fu) << 20)) * broadcast(folded);
-    return (q & 0x7fu) == 0x7fu ? broadcast(__builtin_nanf("")) : x;
+    // Matrix::decode_row's bits in three operations: the code sign-extended and shifted puts
+    // exponent and mantissa in FP32's fields under copies of the sign, of which the mask keeps
+    // one. NaN codes would decode as numbers here: blocks holding any take the tile path.
+    const vu32 q = widen_signed(static_cast<const int8_t*>(row) + c) << 20;
+    return bits_to_vf(q & 0x87F00000u) * folded;
   }
 }
 
+// Whether a run of 64 E4M3 codes holds a NaN code (0x7F or 0xFF). A vector of byte flags,
+// OR-ed over a block and tested once at its end.
+typedef uint8_t vu8 __attribute__((vector_size(64)));
+typedef int8_t vi8 __attribute__((vector_size(64)));
+inline vi8 fp8_nan_flags(const uint8_t* codes) {
+  vu8 v;
+  std::memcpy(&v, codes, sizeof v);
+  return (v | 0x80) == 0xFF;
+}
+
+// Columns per 64-byte cache line of a row (Q8_0: 68 bytes; near enough for prefetching).
+template <DType kType>
+constexpr int64_t kColsPerLine = kType == DType::F32 ? 16 : kType == DType::BF16 ? 32 : 64;
+constexpr int64_t kPrefetchAhead = 512;  // bytes; measured: 512 beats 1024 and 2048
+
+// Returns false, with y untouched, when FP8 rows hold a NaN code (which decode_lanes would
+// turn into a number): the tile path then computes the block.
 template <int64_t kTokens, DType kType>
-void direct_block(const Matrix& W, int64_t r0, int64_t c0, int64_t len, const float* x, int64_t x_stride, float* y,
+bool direct_block(const Matrix& W, int64_t r0, int64_t c0, int64_t len, const float* x, int64_t x_stride, float* y,
                   int64_t y_stride) {
   constexpr int64_t kBlocks = kColBlock / kFp8BlockSize;
   const void* rows[kRowBlock];
-  float folded[kRowBlock][kBlocks] = {};
+  vf folded[kRowBlock][kBlocks] = {};  // broadcast here: in the loop it would cost a shuffle per use
   for (int64_t r = 0; r < kRowBlock; ++r) {
     const uint8_t* row = static_cast<const uint8_t*>(W.data) + static_cast<size_t>(r0 + r) * W.row_bytes();
     if constexpr (kType == DType::Q8_0) {
@@ -128,12 +160,29 @@ void direct_block(const Matrix& W, int64_t r0, int64_t c0, int64_t len, const fl
     }
     if constexpr (kType == DType::F8_E4M3) {
       const float* scales = W.scale_inv + ((W.first_row + r0 + r) / kFp8BlockSize) * W.scale_cols() + c0 / kFp8BlockSize;
-      for (int64_t b = 0; b * kFp8BlockSize < len; ++b) folded[r][b] = scales[b] * 0x1p120f;
+      for (int64_t b = 0; b * kFp8BlockSize < len; ++b) folded[r][b] = broadcast(scales[b] * 0x1p120f);
     }
   }
   const int64_t len_vec = len - len % kLanes;
   vf acc[kTokens][kRowBlock] = {};
+  vi8 nan_flags = {};
   for (int64_t c = 0; c < len_vec; c += kLanes) {
+    // Each row is a short stream (the hardware prefetcher stops at page ends): one cache line
+    // requested kPrefetchAhead bytes ahead for each line consumed.
+    if (c % kColsPerLine<kType> == 0)
+      for (int64_t r = 0; r < kRowBlock; ++r)
+        __builtin_prefetch(static_cast<const uint8_t*>(rows[r]) + c * 64 / kColsPerLine<kType> + kPrefetchAhead);
+    if constexpr (kType == DType::F8_E4M3) {
+      if (c % 64 == 0)
+        for (int64_t r = 0; r < kRowBlock; ++r) {
+          const uint8_t* codes = static_cast<const uint8_t*>(rows[r]) + c;
+          if (c + 64 <= len_vec) {
+            nan_flags |= fp8_nan_flags(codes);
+          } else {
+            for (int64_t i = 0; i < len_vec - c; ++i) nan_flags[i] |= (codes[i] | 0x80) == 0xFF;
+          }
+        }
+    }
     vf w[kRowBlock];
     for (int64_t r = 0; r < kRowBlock; ++r) w[r] = decode_lanes<kType>(rows[r], c, folded[r][c / kFp8BlockSize]);
     for (int64_t i = 0; i < kTokens; ++i) {
@@ -141,6 +190,8 @@ void direct_block(const Matrix& W, int64_t r0, int64_t c0, int64_t len, const fl
       for (int64_t r = 0; r < kRowBlock; ++r) acc[i][r] += w[r] * xv;
     }
   }
+  for (int64_t i = 0; i < 64; ++i)
+    if (nan_flags[i]) return false;
   float tail[kRowBlock][kLanes];
   for (int64_t r = 0; r < kRowBlock; ++r) W.decode_row(r0 + r, c0 + len_vec, c0 + len, tail[r]);
   for (int64_t i = 0; i < kTokens; ++i)
@@ -149,10 +200,11 @@ void direct_block(const Matrix& W, int64_t r0, int64_t c0, int64_t len, const fl
       for (int64_t c = len_vec; c < len; ++c) sum += tail[r][c - len_vec] * x[i * x_stride + c];
       y[i * y_stride + r] += sum;
     }
+  return true;
 }
 
 template <DType kType>
-void direct_product(const Matrix& W, int64_t r0, int64_t c0, int64_t len, const float* x, int64_t x_stride,
+bool direct_product(const Matrix& W, int64_t r0, int64_t c0, int64_t len, const float* x, int64_t x_stride,
                     int64_t T, float* y, int64_t y_stride) {
   switch (T) {
     case 1: return direct_block<1, kType>(W, r0, c0, len, x, x_stride, y, y_stride);
@@ -162,7 +214,7 @@ void direct_product(const Matrix& W, int64_t r0, int64_t c0, int64_t len, const 
   }
 }
 
-void direct_product(const Matrix& W, int64_t r0, int64_t c0, int64_t len, const float* x, int64_t x_stride,
+bool direct_product(const Matrix& W, int64_t r0, int64_t c0, int64_t len, const float* x, int64_t x_stride,
                     int64_t T, float* y, int64_t y_stride) {
   switch (W.dtype) {
     case DType::F32: return direct_product<DType::F32>(W, r0, c0, len, x, x_stride, T, y, y_stride);
@@ -201,10 +253,8 @@ void matmul_rows(const Matrix& W, const float* x, int64_t x_stride, int64_t T, f
     const int64_t rows = std::min(kRowBlock, row_end - r0);
     for (int64_t c0 = 0; c0 < W.cols; c0 += kColBlock) {
       const int64_t c1 = std::min(W.cols, c0 + kColBlock);
-      if (direct && rows == kRowBlock) {
-        direct_product(W, r0, c0, c1 - c0, x + c0, x_stride, T, y + r0, y_stride);
+      if (direct && rows == kRowBlock && direct_product(W, r0, c0, c1 - c0, x + c0, x_stride, T, y + r0, y_stride))
         continue;
-      }
       for (int64_t r = 0; r < rows; ++r) W.decode_row(r0 + r, c0, c1, tile + r * kColBlock);
       tile_product(tile, rows, x + c0, x_stride, T, c1 - c0, y + r0, y_stride);
     }
