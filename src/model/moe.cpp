@@ -12,8 +12,8 @@ void Model::swiglu_ffn(const SwiGluWeights& w, const float* x, int64_t T, float*
   const int64_t width = w.gate.rows;
   float* gate = ws_.gate.get(T * width);
   float* up = ws_.up.get(T * width);
-  matmul(w.gate, x, T, gate, pool_);
-  matmul(w.up, x, T, up, pool_);
+  const MatmulJob gate_up[] = {{&w.gate, x, w.gate.cols, T, gate, width}, {&w.up, x, w.up.cols, T, up, width}};
+  matmul_batch(gate_up, pool_);
   swiglu(gate, up, T * width, gate);
   matmul(w.down, gate, T, out, pool_);
 }
@@ -31,33 +31,75 @@ void Model::moe(const MoeWeights& w, const float* xn, int64_t T, float* out) {
   for (int64_t t = 0; t < T; ++t)
     route_token(c, logits + t * n, bias, scratch, ws_.expert_ids.data() + t * k, ws_.expert_weights.data() + t * k);
 
+  // The experts of this pass: the shared one (every token), then each routed expert with
+  // tokens, in expert order (a shard: its own experts). Their token rows are gathered one run
+  // after another; the projections of all runs go to the pool together, gate and up first,
+  // then down, so that a few tokens' small experts keep every thread busy.
+  const bool sharded = expert_count_ > 0;
+  auto& runs = ws_.expert_runs;
+  auto& slots = ws_.token_order;  // the routed rows' token * k + slot, in run order
+  runs.clear();
+  slots.clear();
+  int64_t rows = 0, hidden = 0;
+  if (!w.shared.empty()) {
+    runs.push_back({-1, 0, T, 0});
+    rows = T;
+    hidden = T * w.shared.gate.rows;
+  }
+  for (int64_t e = sharded ? first_expert_ : 0; e < (sharded ? first_expert_ + expert_count_ : n); ++e) {
+    const size_t before = slots.size();
+    for (int64_t i = 0; i < T * k; ++i)
+      if (ws_.expert_ids[i] == e) slots.push_back(static_cast<int32_t>(i));
+    const int64_t count = static_cast<int64_t>(slots.size() - before);
+    if (count == 0) continue;
+    runs.push_back({e, rows, count, hidden});
+    rows += count;
+    hidden += count * w.experts[e].gate.rows;
+  }
+  const int64_t shared_rows = w.shared.empty() ? 0 : T;
+  float* expert_in = ws_.expert_in.get(rows * d);
+  float* expert_out = ws_.expert_out.get(rows * d);
+  float* gate = ws_.gate.get(hidden);
+  float* up = ws_.up.get(hidden);
+  std::copy_n(xn, shared_rows * d, expert_in);
+  for (size_t j = 0; j < slots.size(); ++j)
+    std::copy_n(xn + (slots[j] / k) * d, d, expert_in + (shared_rows + static_cast<int64_t>(j)) * d);
+
+  auto& jobs = ws_.matmul_jobs;
+  auto weights_of = [&](const ExpertRun& run) -> const SwiGluWeights& {
+    return run.expert < 0 ? w.shared : w.experts[run.expert];
+  };
+  jobs.clear();
+  for (const ExpertRun& run : runs) {
+    const SwiGluWeights& ew = weights_of(run);
+    const int64_t width = ew.gate.rows;
+    jobs.push_back({&ew.gate, expert_in + run.first_row * d, d, run.rows, gate + run.hidden_at, width});
+    jobs.push_back({&ew.up, expert_in + run.first_row * d, d, run.rows, up + run.hidden_at, width});
+  }
+  matmul_batch(jobs, pool_);
+  swiglu(gate, up, hidden, gate);
+  jobs.clear();
+  for (const ExpertRun& run : runs) {
+    const SwiGluWeights& ew = weights_of(run);
+    jobs.push_back({&ew.down, gate + run.hidden_at, ew.gate.rows, run.rows, expert_out + run.first_row * d, d});
+  }
+  matmul_batch(jobs, pool_);
+
   // Shared experts see every token; routed experts add their weighted outputs in expert
   // order, so each token's sum has a fixed order whatever the thread count. A shard of the
   // experts sums its part apart, then all shards' parts are added up.
-  if (!w.shared.empty()) {
-    swiglu_ffn(w.shared, xn, T, out);
+  if (shared_rows > 0) {
+    std::copy_n(expert_out, T * d, out);
   } else {
     std::fill(out, out + T * d, 0.0f);
   }
-  const bool sharded = expert_count_ > 0;
   float* routed = sharded ? ws_.routed.get(T * d) : out;
   if (sharded) std::fill(routed, routed + T * d, 0.0f);
-  float* expert_in = ws_.expert_in.get(T * d);
-  float* expert_out = ws_.expert_out.get(T * d);
-  auto& tokens = ws_.token_order;
-  for (int64_t e = sharded ? first_expert_ : 0; e < (sharded ? first_expert_ + expert_count_ : n); ++e) {
-    tokens.clear();
-    for (int64_t i = 0; i < T * k; ++i)
-      if (ws_.expert_ids[i] == e) tokens.push_back(static_cast<int32_t>(i));  // i = token * k + slot
-    if (tokens.empty()) continue;
-    const int64_t count = static_cast<int64_t>(tokens.size());
-    for (int64_t j = 0; j < count; ++j) std::copy_n(xn + (tokens[j] / k) * d, d, expert_in + j * d);
-    swiglu_ffn(w.experts[e], expert_in, count, expert_out);
-    for (int64_t j = 0; j < count; ++j) {
-      const float g = ws_.expert_weights[tokens[j]];
-      float* o = routed + (tokens[j] / k) * d;
-      for (int64_t i = 0; i < d; ++i) o[i] += g * expert_out[j * d + i];
-    }
+  for (size_t j = 0; j < slots.size(); ++j) {
+    const float g = ws_.expert_weights[slots[j]];
+    const float* y = expert_out + (shared_rows + static_cast<int64_t>(j)) * d;
+    float* o = routed + (slots[j] / k) * d;
+    for (int64_t i = 0; i < d; ++i) o[i] += g * y[i];
   }
   if (sharded) {
     sum_over_shards_(routed, T * d);

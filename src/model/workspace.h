@@ -6,7 +6,17 @@
 #include <cstdint>
 #include <vector>
 
+#include "kernels/cpu/matmul.h"
+
 namespace dsv3 {
+
+// One expert's share of an MoE pass: its rows in the gathered buffers.
+struct ExpertRun {
+  int64_t expert;      // routed expert index; -1 for the shared expert
+  int64_t first_row;   // its first row of expert_in / expert_out
+  int64_t rows;        // its tokens
+  int64_t hidden_at;   // where its rows start in gate / up (rows x its width floats)
+};
 
 class Buffer {
  public:
@@ -32,6 +42,8 @@ struct Workspace {
   Buffer gate, up, router, routing_scratch, expert_in, expert_out, routed;
   std::vector<int32_t> expert_ids, token_order;
   std::vector<float> expert_weights;
+  std::vector<ExpertRun> expert_runs;
+  std::vector<MatmulJob> matmul_jobs;
   // MTP input: the gathered main-model hidden states, concat(enorm(embedding), hnorm(hidden))
   Buffer mtp_hidden, mtp_concat;
   // the rows that get logits, gathered when not all do

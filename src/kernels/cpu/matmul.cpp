@@ -274,6 +274,29 @@ void matmul(const Matrix& W, const float* x, int64_t T, float* y, ThreadPool& po
   });
 }
 
+void matmul_batch(std::span<const MatmulJob> jobs, ThreadPool& pool) {
+  // Tasks of `chunk` row blocks, about 8 per thread over all jobs; task i is found by walking
+  // the jobs' task counts (a batch holds tens of jobs at most).
+  int64_t blocks = 0;
+  for (const MatmulJob& job : jobs) blocks += (job.W->rows + kRowBlock - 1) / kRowBlock;
+  if (blocks == 0) return;
+  const int64_t chunk = std::max<int64_t>(1, blocks / (static_cast<int64_t>(pool.size()) * 8));
+  auto tasks_of = [&](const MatmulJob& job) { return (job.W->rows + chunk * kRowBlock - 1) / (chunk * kRowBlock); };
+  int64_t tasks = 0;
+  for (const MatmulJob& job : jobs) tasks += tasks_of(job);
+  pool.parallel_for(static_cast<size_t>(tasks), [&](size_t task) {
+    int64_t i = static_cast<int64_t>(task);
+    for (const MatmulJob& job : jobs) {
+      if (i >= tasks_of(job)) {
+        i -= tasks_of(job);
+        continue;
+      }
+      const int64_t r0 = i * chunk * kRowBlock, r1 = std::min(job.W->rows, r0 + chunk * kRowBlock);
+      return matmul_rows(*job.W, job.x, job.x_stride, job.T, job.y, job.y_stride, r0, r1);
+    }
+  });
+}
+
 void matmul_transposed(const Matrix& W, const float* x, int64_t x_stride, int64_t T, float* y) {
   alignas(64) float row[kColBlock];
   std::fill(y, y + T * W.cols, 0.0f);

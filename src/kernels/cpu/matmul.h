@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 
 #include "base/thread_pool.h"
 #include "tensor/matrix.h"
@@ -17,6 +18,20 @@ void matmul_rows(const Matrix& W, const float* x, int64_t x_stride, int64_t T, f
 
 // y = x W^T for all rows of W, split over the pool. x is [T][W.cols], y is [T][W.rows].
 void matmul(const Matrix& W, const float* x, int64_t T, float* y, ThreadPool& pool);
+
+// One product of a batch: y = x W^T for T tokens, strides as in matmul_rows.
+struct MatmulJob {
+  const Matrix* W;
+  const float* x;
+  int64_t x_stride, T;
+  float* y;
+  int64_t y_stride;
+};
+
+// Runs independent products in one pass over the pool, their rows cut into tasks together:
+// small matrices (a decoded token's experts) keep every thread busy without a pool dispatch
+// each. Each job's results are matmul's, bit for bit.
+void matmul_batch(std::span<const MatmulJob> jobs, ThreadPool& pool);
 
 // y[t][c] = sum_r x[t][r] * W[r][c]  (x W, the transposed use of a Linear weight), one thread;
 // x rows are x_stride floats apart, y is [T][W.cols] and overwritten.
