@@ -19,21 +19,23 @@ void Model::attention(const AttentionWeights& w, const float* xn, int64_t T, std
   const float* cos = ws_.rope_cos.get(T * half);
   const float* sin = ws_.rope_sin.get(T * half);
 
-  // Queries: [T][heads][nope | rope].
+  // The projections of xn in one pass over the pool: queries [T][heads][nope | rope] (through
+  // the low-rank q_a when the model has one) and the new cache rows [T][latent | rope key].
   float* q = ws_.q.get(T * heads * qk);
+  float* kv = ws_.kv.get(T * row);
+  float* q_a = ws_.q_a.get(T * c.q_lora_rank);
+  const int64_t d = c.hidden_size;
+  const MatmulJob projections[] = {
+      {&w.kv_a, xn, d, T, kv, row},
+      c.q_lora_rank > 0 ? MatmulJob{&w.q_a, xn, d, T, q_a, c.q_lora_rank} : MatmulJob{&w.q, xn, d, T, q, heads * qk}};
+  matmul_batch(projections, pool_);
   if (c.q_lora_rank > 0) {
-    float* q_a = ws_.q_a.get(T * c.q_lora_rank);
-    matmul(w.q_a, xn, T, q_a, pool_);
     rmsnorm(q_a, T, c.q_lora_rank, c.q_lora_rank, w.q_a_norm.data(), eps);
     matmul(w.q_b, q_a, T, q, pool_);
-  } else {
-    matmul(w.q, xn, T, q, pool_);
   }
 
-  // The new tokens' cache rows, each in its sequence's cache: normalised latent, then the
+  // Each new token's cache row goes into its sequence's cache: normalised latent, then the
   // rotated shared key.
-  float* kv = ws_.kv.get(T * row);
-  matmul(w.kv_a, xn, T, kv, pool_);
   int64_t token = 0, visible = 0;
   for (const SequenceSlice& s : slices) {
     const int64_t first_pos = s.cache->length();

@@ -165,6 +165,41 @@ TEST(MatmulFp8Test, NanCodesGiveNanRowsOnEveryPath) {
     }
 }
 
+// A batch of products of different shapes, dtypes and token counts (the decode path and the
+// tile path) gives each product's matmul result bit for bit, whatever the thread count.
+TEST(MatmulBatchTest, EachJobGivesItsMatmulBits) {
+  StoredMatrix a = make_matrix(DType::BF16, 37, 300, 1), b = make_matrix(DType::F8_E4M3, 260, 520, 2),
+               c = make_matrix(DType::F32, 5, 64, 3);
+  const Matrix slice = b.view.row_slice(100, 61);
+  struct Case {
+    const Matrix* w;
+    int64_t T;
+  };
+  const std::vector<Case> cases = {{&a.view, 1}, {&b.view, 3}, {&c.view, 7}, {&slice, 1}, {&a.view, 9}};
+  std::vector<std::vector<float>> inputs, expected, got;
+  std::vector<MatmulJob> jobs;
+  ThreadPool one(1), two(2);
+  for (size_t i = 0; i < cases.size(); ++i) {
+    const Matrix& w = *cases[i].w;
+    inputs.push_back(random_input(cases[i].T * w.cols, static_cast<uint32_t>(10 + i)));
+    expected.emplace_back(static_cast<size_t>(cases[i].T * w.rows));
+    matmul(w, inputs[i].data(), cases[i].T, expected[i].data(), one);
+  }
+  for (ThreadPool* pool : {&one, &two}) {
+    got.assign(cases.size(), {});
+    jobs.clear();
+    for (size_t i = 0; i < cases.size(); ++i) {
+      const Matrix& w = *cases[i].w;
+      got[i].assign(expected[i].size(), -1.0f);
+      jobs.push_back({&w, inputs[i].data(), w.cols, cases[i].T, got[i].data(), w.rows});
+    }
+    matmul_batch(jobs, *pool);
+    for (size_t i = 0; i < cases.size(); ++i)
+      EXPECT_EQ(std::memcmp(got[i].data(), expected[i].data(), got[i].size() * sizeof(float)), 0)
+          << "job " << i << ", " << pool->size() << " threads";
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(AllDtypes, MatmulTest,
                          ::testing::Values(DType::F32, DType::BF16, DType::F16, DType::F8_E4M3),
                          [](const auto& param_info) { return std::string(dtype_name(param_info.param)); });
