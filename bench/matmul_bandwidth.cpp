@@ -1,5 +1,6 @@
 // Decode-shaped matmul (one token) over weights larger than the caches: the weight bytes read
-// per second, for BF16, FP8 (128x128 blocks) and Q8_0 (GGUF) on the matrix shapes that dominate decoding
+// per second, for BF16, FP8 (128x128 blocks) and Q8_0 (GGUF), and BF16 with BF16 activations
+// (--activations bf16), on the matrix shapes that dominate decoding
 // (DeepSeek-V3's expert 2048 x 7168, a square 4096, the 0.5B preset's 512 x 1024 expert).
 //   cmake --build build --target matmul_bandwidth && build/matmul_bandwidth
 // (Google Benchmark; bytes_per_second is the weight stream, the number to hold against the
@@ -56,13 +57,13 @@ struct Weights {
   }
 };
 
-void one_token(benchmark::State& state, DType dtype) {
+void one_token(benchmark::State& state, DType dtype, MatmulInput input) {
   const Weights w(dtype, state.range(0), state.range(1));
   ThreadPool pool(static_cast<size_t>(state.range(2)));
   std::vector<float> x(static_cast<size_t>(w.cols), 0.5f), y(static_cast<size_t>(w.rows));
   for (auto _ : state)
     for (size_t i = 0; i < w.codes.size(); ++i) {
-      matmul(w.matrix(i), x.data(), 1, y.data(), pool);
+      matmul(w.matrix(i), x.data(), 1, y.data(), pool, input);
       benchmark::DoNotOptimize(y.data());
     }
   state.SetBytesProcessed(state.iterations() * static_cast<int64_t>(w.codes.size() * w.codes[0].size()));
@@ -75,9 +76,11 @@ void shapes(benchmark::internal::Benchmark* b) {
   b->ArgNames({"rows", "cols", "threads"})->UseRealTime()->Unit(benchmark::kMillisecond);
 }
 
-BENCHMARK_CAPTURE(one_token, bf16, DType::BF16)->Apply(shapes);
-BENCHMARK_CAPTURE(one_token, fp8, DType::F8_E4M3)->Apply(shapes);
-BENCHMARK_CAPTURE(one_token, q8_0, DType::Q8_0)->Apply(shapes);
+BENCHMARK_CAPTURE(one_token, bf16, DType::BF16, MatmulInput::kF32)->Apply(shapes);
+BENCHMARK_CAPTURE(one_token, fp8, DType::F8_E4M3, MatmulInput::kF32)->Apply(shapes);
+BENCHMARK_CAPTURE(one_token, q8_0, DType::Q8_0, MatmulInput::kF32)->Apply(shapes);
+// The opt-in BF16 activations (AVX512-BF16 dot products where the CPU has them).
+BENCHMARK_CAPTURE(one_token, bf16_bf16x, DType::BF16, MatmulInput::kBF16)->Apply(shapes);
 
 }  // namespace
 

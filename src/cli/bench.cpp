@@ -100,6 +100,7 @@ void run(const BenchOptions& o) {
   ThreadPool pool(o.decoding.threads);
   LoadedModel loaded = load_model(o.model, pool);
   Model& model = *loaded.model;
+  configure_model(model, o.decoding);
   const ModelConfig& c = model.config();
   const std::vector<int32_t> prompt = bench_prompt(o, c.vocab_size);
   const int64_t drafts = drafts_per_step(o.decoding, model);

@@ -34,6 +34,7 @@ void run(const ChatOptions& o) {
   ThreadPool pool(o.decoding.threads);
   LoadedModel loaded = load_model(o.model, pool);
   Model& model = *loaded.model;
+  configure_model(model, o.decoding);
   Tokenizer tokenizer = Tokenizer::load(tokenizer_dir(o.model));
   ChatEncoder chat_encoder(tokenizer, o.model);
   const int64_t context = std::min(o.context, model.config().max_position_embeddings);

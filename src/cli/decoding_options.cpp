@@ -22,8 +22,17 @@ void add_decoding_options(CLI::App& cmd, DecodingOptions& o, bool sampling) {
   cmd.add_option("--draft", o.drafts, "MTP drafts per step (the MTP module chained on its own hidden state)")
       ->capture_default_str()
       ->check(CLI::Range(1, 16));
+  cmd.add_option("--activations", o.activations,
+                 "Precision of the activations entering the weight products: fp32 (the reference's numbers) or "
+                 "bf16 (rounded to BF16, as llama.cpp does; faster decoding of BF16 weights with AVX512-BF16)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"fp32", "bf16"}));
   cmd.add_option("-t,--threads", o.threads, "Worker threads (default: all hardware threads)")
       ->check(CLI::Range(0, 1024));
+}
+
+void configure_model(Model& model, const DecodingOptions& o) {
+  model.set_matmul_input(o.activations == "bf16" ? MatmulInput::kBF16 : MatmulInput::kF32);
 }
 
 int64_t drafts_per_step(const DecodingOptions& o, const Model& model) {

@@ -31,6 +31,7 @@ void run(const GenerateOptions& o) {
   ThreadPool pool(o.decoding.threads);
   LoadedModel loaded = load_model(o.model, pool);
   Model& model = *loaded.model;
+  configure_model(model, o.decoding);
   apply_expert_parallelism(model, o.ep);
   Tokenizer tokenizer = Tokenizer::load(tokenizer_dir(o.model));
   std::vector<int32_t> ids;

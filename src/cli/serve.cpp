@@ -54,6 +54,7 @@ void run(ServeOptions o) {
   ThreadPool pool(o.decoding.threads);
   LoadedModel loaded = load_model(o.model, pool);
   Model& model = *loaded.model;
+  configure_model(model, o.decoding);
   apply_expert_parallelism(model, o.ep);
   Tokenizer tokenizer = Tokenizer::load(tokenizer_dir(o.model));
   const int64_t context = std::min(o.context, model.config().max_position_embeddings);

@@ -28,10 +28,10 @@ void Model::attention(const AttentionWeights& w, const float* xn, int64_t T, std
   const MatmulJob projections[] = {
       {&w.kv_a, xn, d, T, kv, row},
       c.q_lora_rank > 0 ? MatmulJob{&w.q_a, xn, d, T, q_a, c.q_lora_rank} : MatmulJob{&w.q, xn, d, T, q, heads * qk}};
-  matmul_batch(projections, pool_);
+  matmul_batch(projections, pool_, input_);
   if (c.q_lora_rank > 0) {
     rmsnorm(q_a, T, c.q_lora_rank, c.q_lora_rank, w.q_a_norm.data(), eps);
-    matmul(w.q_b, q_a, T, q, pool_);
+    matmul(w.q_b, q_a, T, q, pool_, input_);
   }
 
   // Each new token's cache row goes into its sequence's cache: normalised latent, then the
@@ -70,9 +70,9 @@ void Model::attention(const AttentionWeights& w, const float* xn, int64_t T, std
                             scores + h * visible, ol + first * rank);
       first += s.count;
     }
-    matmul_rows(w_value, ol, rank, T, o + h * v_dim, heads * v_dim, 0, v_dim);
+    matmul_rows(w_value, ol, rank, T, o + h * v_dim, heads * v_dim, 0, v_dim, input_);
   });
-  matmul(w.o, o, T, out, pool_);
+  matmul(w.o, o, T, out, pool_, input_);
 }
 
 }  // namespace dsv3

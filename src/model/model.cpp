@@ -74,7 +74,7 @@ void Model::head(const Matrix& head, std::span<const SequenceSlice> slices, cons
     T += s.count;
     rows += s.logit_rows < 0 ? s.count : std::min(s.logit_rows, s.count);
   }
-  if (rows == T) return matmul(head, normed, T, logits, pool_);
+  if (rows == T) return matmul(head, normed, T, logits, pool_, input_);
   // Gather the rows that need logits (the matmul gives each row the same result either way).
   float* in = ws_.head_in.get(rows * d);
   for (const SequenceSlice& s : slices) {
@@ -82,7 +82,7 @@ void Model::head(const Matrix& head, std::span<const SequenceSlice> slices, cons
     in = std::copy_n(normed + (s.count - n) * d, n * d, in);
     normed += s.count * d;
   }
-  matmul(head, ws_.head_in.get(rows * d), rows, logits, pool_);
+  matmul(head, ws_.head_in.get(rows * d), rows, logits, pool_, input_);
 }
 
 void Model::forward(const int32_t* tokens, int64_t T, KvCache& cache, float* hidden, float* logits,
@@ -125,7 +125,7 @@ void Model::forward_mtp(std::span<const SequenceSlice> slices, float* logits, fl
   rmsnorm(embedded, d, T, d, m.enorm.data(), eps, concat, 2 * d);
   rmsnorm(ws_.mtp_hidden.get(T * d), d, T, d, m.hnorm.data(), eps, concat + d, 2 * d);
   float* x = ws_.x.get(T * d);
-  matmul(m.eh_proj, concat, T, x, pool_);
+  matmul(m.eh_proj, concat, T, x, pool_, input_);
 
   position_tables(slices);
   decoder_block(m.block, x, T, slices, 0);

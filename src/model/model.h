@@ -11,6 +11,7 @@
 #include <span>
 
 #include "base/thread_pool.h"
+#include "kernels/cpu/matmul.h"
 #include "model/config.h"
 #include "model/kv_cache.h"
 #include "model/rope.h"
@@ -71,6 +72,11 @@ class Model {
   // of a mapped checkpoint are never loaded. Sums run in another order than one model's.
   void shard_experts(int64_t first, int64_t count, std::function<void(float*, int64_t)> sum_over_shards);
 
+  // Opt-in lower precision: the activations entering the weight products (projections,
+  // experts, heads; not the router, which keeps FP32 as the report's gating does) rounded to
+  // BF16 (kernels/cpu/matmul.h, MatmulInput). The default, kF32, computes the reference's numbers.
+  void set_matmul_input(MatmulInput input) { input_ = input; }
+
  private:
   // Checks the slices and gathers their tokens; returns the total token count.
   int64_t begin_pass(std::span<const SequenceSlice> slices);
@@ -89,6 +95,7 @@ class Model {
   ModelWeights weights_;
   ThreadPool& pool_;
   int64_t first_expert_ = 0, expert_count_ = 0;  // expert_count_ 0: all experts, no sharding
+  MatmulInput input_ = MatmulInput::kF32;
   std::function<void(float*, int64_t)> sum_over_shards_;
   RopeParams rope_;
   Workspace ws_;

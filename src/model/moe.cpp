@@ -13,9 +13,9 @@ void Model::swiglu_ffn(const SwiGluWeights& w, const float* x, int64_t T, float*
   float* gate = ws_.gate.get(T * width);
   float* up = ws_.up.get(T * width);
   const MatmulJob gate_up[] = {{&w.gate, x, w.gate.cols, T, gate, width}, {&w.up, x, w.up.cols, T, up, width}};
-  matmul_batch(gate_up, pool_);
+  matmul_batch(gate_up, pool_, input_);
   swiglu(gate, up, T * width, gate);
-  matmul(w.down, gate, T, out, pool_);
+  matmul(w.down, gate, T, out, pool_, input_);
 }
 
 void Model::moe(const MoeWeights& w, const float* xn, int64_t T, float* out) {
@@ -76,14 +76,14 @@ void Model::moe(const MoeWeights& w, const float* xn, int64_t T, float* out) {
     jobs.push_back({&ew.gate, expert_in + run.first_row * d, d, run.rows, gate + run.hidden_at, width});
     jobs.push_back({&ew.up, expert_in + run.first_row * d, d, run.rows, up + run.hidden_at, width});
   }
-  matmul_batch(jobs, pool_);
+  matmul_batch(jobs, pool_, input_);
   swiglu(gate, up, hidden, gate);
   jobs.clear();
   for (const ExpertRun& run : runs) {
     const SwiGluWeights& ew = weights_of(run);
     jobs.push_back({&ew.down, gate + run.hidden_at, ew.gate.rows, run.rows, expert_out + run.first_row * d, d});
   }
-  matmul_batch(jobs, pool_);
+  matmul_batch(jobs, pool_, input_);
 
   // Shared experts see every token; routed experts add their weighted outputs in expert
   // order, so each token's sum has a fixed order whatever the thread count. A shard of the

@@ -163,6 +163,19 @@ TEST(GenerateTest, GreedySpeculativeDecodingEqualsPlainDecoding) {
   }
 }
 
+// With activations rounded to BF16 (--activations bf16), speculative decoding still gives
+// exactly the plain greedy output: the verification pass computes each token as decoding does.
+TEST(GenerateTest, GreedySpeculativeDecodingEqualsPlainDecodingWithBf16Activations) {
+  ThreadPool pool(2);
+  LoadedModel loaded = load_model(tiny_model(), pool);
+  loaded.model->set_matmul_input(MatmulInput::kBF16);
+  Generator generator(*loaded.model, 128, 3);
+  Sampler greedy(kGreedy, loaded.model->config().vocab_size);
+  const std::vector<int32_t> prompt = {0, 17, 300, 5};
+  const std::vector<int32_t> plain = run(generator, prompt, 40, 0, greedy);
+  for (int64_t drafts : {1, 3}) EXPECT_EQ(run(generator, prompt, 40, drafts, greedy), plain) << drafts << " drafts";
+}
+
 // The decode loop allocates nothing: a run's allocations do not grow with its length.
 TEST(GenerateTest, DecodingAllocatesNothingPerToken) {
   ThreadPool pool(2);
@@ -187,12 +200,15 @@ TEST(GenerateTest, DecodingAllocatesNothingPerToken) {
     counting = false;
     return allocations.load();
   };
-  for (int64_t drafts : {0, 1, 2})
-    for (float temperature : {0.0f, 0.8f}) {
-      allocations_for(50, drafts, temperature);  // warm: the thread pool's first tasks, the workspace
-      EXPECT_EQ(allocations_for(60, drafts, temperature), allocations_for(6, drafts, temperature))
-          << drafts << " drafts, temperature " << temperature;
-    }
+  for (MatmulInput input : {MatmulInput::kF32, MatmulInput::kBF16}) {
+    loaded.model->set_matmul_input(input);
+    for (int64_t drafts : {0, 1, 2})
+      for (float temperature : {0.0f, 0.8f}) {
+        allocations_for(50, drafts, temperature);  // warm: the thread pool's first tasks, the workspace
+        EXPECT_EQ(allocations_for(60, drafts, temperature), allocations_for(6, drafts, temperature))
+            << drafts << " drafts, temperature " << temperature;
+      }
+  }
 }
 
 // After speculative decoding (drafts accepted and rejected, caches rolled back many

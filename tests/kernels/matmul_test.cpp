@@ -200,6 +200,39 @@ TEST(MatmulBatchTest, EachJobGivesItsMatmulBits) {
   }
 }
 
+// x rounded to BF16, to nearest with ties to even (finite inputs), written here from the definition.
+double bf16_rounded(float x) {
+  const uint32_t bits = std::bit_cast<uint32_t>(x);
+  const uint32_t rounded = (bits + 0x7FFFu + ((bits >> 16) & 1u)) & 0xFFFF0000u;
+  return std::bit_cast<float>(rounded);
+}
+
+// MatmulInput::kBF16 computes with x rounded to BF16: against double-precision sums of the
+// decoded weights times the rounded x, for BF16 weights (the dot-product instruction where the
+// CPU has it, for 1-4 tokens) and the other dtypes, odd sizes, row slices, few and many tokens.
+TEST_P(MatmulTest, Bf16InputsMatchTheRoundedProducts) {
+  ThreadPool pool(2);
+  StoredMatrix m = make_matrix(GetParam(), 150, 333, 21);
+  for (const Matrix& w : {m.view, m.view.row_slice(37, 101)}) {
+    const int64_t first = w.data == m.view.data ? 0 : 37;
+    for (int64_t T : {1, 3, 4, 6}) {
+      std::vector<float> x = random_input(T * w.cols, static_cast<uint32_t>(T));
+      std::vector<float> y(static_cast<size_t>(T * w.rows));
+      matmul(w, x.data(), T, y.data(), pool, MatmulInput::kBF16);
+      for (int64_t t = 0; t < T; ++t)
+        for (int64_t r = 0; r < w.rows; ++r) {
+          double exact = 0, magnitude = 0;
+          for (int64_t c = 0; c < w.cols; ++c) {
+            const double p = m.values[(first + r) * w.cols + c] * bf16_rounded(x[t * w.cols + c]);
+            exact += p;
+            magnitude += std::fabs(p);
+          }
+          expect_close(y[t * w.rows + r], exact, magnitude, w.cols);
+        }
+    }
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(AllDtypes, MatmulTest,
                          ::testing::Values(DType::F32, DType::BF16, DType::F16, DType::F8_E4M3),
                          [](const auto& param_info) { return std::string(dtype_name(param_info.param)); });

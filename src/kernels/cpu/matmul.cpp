@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <vector>
 #ifdef __AVX512F__
 #include <immintrin.h>
 #endif
@@ -242,10 +243,74 @@ void tile_product(const float* tile, int64_t rows, const float* x, int64_t x_str
       tile_block<1, 1>(tile + r * kColBlock, x + t * x_stride, x_stride, len, y + t * y_stride + r, y_stride);
 }
 
+#ifdef __AVX512BF16__
+// MatmulInput::kBF16 with BF16 weights: kRowBlock rows times kTokens rows of BF16 x (xb,
+// W.cols apart), all columns, into y. vdpbf16ps adds two products per FP32 lane (inputs'
+// subnormals count as zero, as the instruction defines).
+template <int64_t kTokens>
+void bf16_dot_block(const Matrix& W, int64_t r0, const uint16_t* xb, float* y, int64_t y_stride) {
+  const int64_t cols = W.cols, len_vec = cols - cols % 32;
+  const uint16_t* rows[kRowBlock];
+  for (int64_t r = 0; r < kRowBlock; ++r) rows[r] = static_cast<const uint16_t*>(W.data) + (r0 + r) * cols;
+  __m512 acc[kTokens][kRowBlock];
+  for (auto& token : acc)
+    for (__m512& a : token) a = _mm512_setzero_ps();
+  for (int64_t c = 0; c < len_vec; c += 32) {
+    __m512i w[kRowBlock];
+    for (int64_t r = 0; r < kRowBlock; ++r) {
+      __builtin_prefetch(rows[r] + c + kPrefetchAhead / 2);
+      w[r] = _mm512_loadu_si512(rows[r] + c);
+    }
+    for (int64_t i = 0; i < kTokens; ++i) {
+      const __m512i xv = _mm512_loadu_si512(xb + i * cols + c);
+      for (int64_t r = 0; r < kRowBlock; ++r) acc[i][r] = _mm512_dpbf16_ps(acc[i][r], (__m512bh)w[r], (__m512bh)xv);
+    }
+  }
+  for (int64_t i = 0; i < kTokens; ++i)
+    for (int64_t r = 0; r < kRowBlock; ++r) {
+      float sum = hsum(reinterpret_cast<const vf&>(acc[i][r]));  // (GCC 12 warns in _mm512_reduce_add_ps)
+      for (int64_t c = len_vec; c < cols; ++c) sum += bf16_to_f32(rows[r][c]) * bf16_to_f32(xb[i * cols + c]);
+      y[i * y_stride + r] = sum;
+    }
+}
+
+void bf16_dot_product(const Matrix& W, int64_t r0, const uint16_t* xb, int64_t T, float* y, int64_t y_stride) {
+  switch (T) {
+    case 1: return bf16_dot_block<1>(W, r0, xb, y, y_stride);
+    case 2: return bf16_dot_block<2>(W, r0, xb, y, y_stride);
+    case 3: return bf16_dot_block<3>(W, r0, xb, y, y_stride);
+    default: return bf16_dot_block<4>(W, r0, xb, y, y_stride);
+  }
+}
+#endif
+
+// MatmulInput::kBF16: x rounded to BF16 (codes for the dot-product instruction, and as floats
+// for every other case: other weight dtypes, many tokens, a CPU without AVX512-BF16).
+void matmul_rows_bf16_input(const Matrix& W, const float* x, int64_t x_stride, int64_t T, float* y,
+                            int64_t y_stride, int64_t row_begin, int64_t row_end) {
+  thread_local std::vector<uint16_t> codes;  // grown once per thread, then reused
+  thread_local std::vector<float> rounded;
+  codes.resize(static_cast<size_t>(T * W.cols));
+  rounded.resize(codes.size());
+  for (int64_t t = 0; t < T; ++t)
+    for (int64_t c = 0; c < W.cols; ++c) {
+      const uint16_t h = f32_to_bf16(x[t * x_stride + c]);
+      codes[t * W.cols + c] = h;
+      rounded[t * W.cols + c] = bf16_to_f32(h);
+    }
+  int64_t r0 = row_begin;
+#ifdef __AVX512BF16__
+  if (W.dtype == DType::BF16 && T <= kTokenBlock)
+    for (; r0 + kRowBlock <= row_end; r0 += kRowBlock) bf16_dot_product(W, r0, codes.data(), T, y + r0, y_stride);
+#endif
+  if (r0 < row_end) matmul_rows(W, rounded.data(), W.cols, T, y, y_stride, r0, row_end);
+}
+
 }  // namespace
 
 void matmul_rows(const Matrix& W, const float* x, int64_t x_stride, int64_t T, float* y, int64_t y_stride,
-                 int64_t row_begin, int64_t row_end) {
+                 int64_t row_begin, int64_t row_end, MatmulInput input) {
+  if (input == MatmulInput::kBF16) return matmul_rows_bf16_input(W, x, x_stride, T, y, y_stride, row_begin, row_end);
   alignas(64) float tile[kRowBlock * kColBlock];
   for (int64_t t = 0; t < T; ++t) std::fill(y + t * y_stride + row_begin, y + t * y_stride + row_end, 0.0f);
   const bool direct = T <= kTokenBlock && row_begin < row_end && decodes_in_registers(W, row_begin, row_end);
@@ -261,7 +326,7 @@ void matmul_rows(const Matrix& W, const float* x, int64_t x_stride, int64_t T, f
   }
 }
 
-void matmul(const Matrix& W, const float* x, int64_t T, float* y, ThreadPool& pool) {
+void matmul(const Matrix& W, const float* x, int64_t T, float* y, ThreadPool& pool, MatmulInput input) {
   // Enough tasks to balance the pool, each a whole number of row blocks.
   const int64_t blocks = (W.rows + kRowBlock - 1) / kRowBlock;
   if (blocks == 0) return;
@@ -270,11 +335,11 @@ void matmul(const Matrix& W, const float* x, int64_t T, float* y, ThreadPool& po
   pool.parallel_for(static_cast<size_t>(tasks), [&](size_t i) {
     const int64_t r0 = static_cast<int64_t>(i) * blocks_per_task * kRowBlock;
     const int64_t r1 = std::min(W.rows, r0 + blocks_per_task * kRowBlock);
-    if (r0 < r1) matmul_rows(W, x, W.cols, T, y, W.rows, r0, r1);
+    if (r0 < r1) matmul_rows(W, x, W.cols, T, y, W.rows, r0, r1, input);
   });
 }
 
-void matmul_batch(std::span<const MatmulJob> jobs, ThreadPool& pool) {
+void matmul_batch(std::span<const MatmulJob> jobs, ThreadPool& pool, MatmulInput input) {
   // Tasks of `chunk` row blocks, about 8 per thread over all jobs; task i is found by walking
   // the jobs' task counts (a batch holds tens of jobs at most).
   int64_t blocks = 0;
@@ -292,7 +357,7 @@ void matmul_batch(std::span<const MatmulJob> jobs, ThreadPool& pool) {
         continue;
       }
       const int64_t r0 = i * chunk * kRowBlock, r1 = std::min(job.W->rows, r0 + chunk * kRowBlock);
-      return matmul_rows(*job.W, job.x, job.x_stride, job.T, job.y, job.y_stride, r0, r1);
+      return matmul_rows(*job.W, job.x, job.x_stride, job.T, job.y, job.y_stride, r0, r1, input);
     }
   });
 }

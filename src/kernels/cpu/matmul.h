@@ -11,13 +11,21 @@
 
 namespace dsv3 {
 
+// How x enters the products. kF32, the default: as it is (every product exact in FP32).
+// kBF16, opt-in: x rounded to BF16 first (round to nearest even), as llama.cpp does with BF16
+// weights; where the CPU has AVX512-BF16, BF16 weights then meet x in its dot-product
+// instruction (two products per lane and instruction, no decode), which makes decoding
+// faster at the price of x's precision (8 significant bits instead of 24).
+enum class MatmulInput { kF32, kBF16 };
+
 // y[t][r] = sum_c W[r][c] * x[t][c] for t < T and rows r in [row_begin, row_end);
 // x rows are x_stride floats apart, y rows y_stride floats apart; y is overwritten.
 void matmul_rows(const Matrix& W, const float* x, int64_t x_stride, int64_t T, float* y, int64_t y_stride,
-                 int64_t row_begin, int64_t row_end);
+                 int64_t row_begin, int64_t row_end, MatmulInput input = MatmulInput::kF32);
 
 // y = x W^T for all rows of W, split over the pool. x is [T][W.cols], y is [T][W.rows].
-void matmul(const Matrix& W, const float* x, int64_t T, float* y, ThreadPool& pool);
+void matmul(const Matrix& W, const float* x, int64_t T, float* y, ThreadPool& pool,
+            MatmulInput input = MatmulInput::kF32);
 
 // One product of a batch: y = x W^T for T tokens, strides as in matmul_rows.
 struct MatmulJob {
@@ -31,7 +39,7 @@ struct MatmulJob {
 // Runs independent products in one pass over the pool, their rows cut into tasks together:
 // small matrices (a decoded token's experts) keep every thread busy without a pool dispatch
 // each. Each job's results are matmul's, bit for bit.
-void matmul_batch(std::span<const MatmulJob> jobs, ThreadPool& pool);
+void matmul_batch(std::span<const MatmulJob> jobs, ThreadPool& pool, MatmulInput input = MatmulInput::kF32);
 
 // y[t][c] = sum_r x[t][r] * W[r][c]  (x W, the transposed use of a Linear weight), one thread;
 // x rows are x_stride floats apart, y is [T][W.cols] and overwritten.
