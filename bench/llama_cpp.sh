@@ -66,7 +66,7 @@ def llama(type):
     runs = json.load(open("%s/llama-%s.json" % (res, type)))
     pick = lambda p, g: next(r for r in runs if r["n_prompt"] == p and r["n_gen"] == g)
     return {"prefill_tok_s": pick(128, 0)["avg_ts"], "decode_tok_s": pick(0, 64)["avg_ts"], "info": runs[0]}
-"d = {n: dsv3(n) for n in ("gguf-bf16", "gguf-bf16-act", "gguf-q8_0", "st-bf16", "st-bf16-mtp", "st-fp8", "st-fp8-mtp")}
+d = {n: dsv3(n) for n in ("gguf-bf16", "gguf-bf16-act", "gguf-q8_0", "st-bf16", "st-bf16-mtp", "st-fp8", "st-fp8-mtp")}
 l = {t: llama(t) for t in ("bf16", "q8_0")}
 rows = [("llama.cpp", "BF16 GGUF", l["bf16"], d["gguf-bf16"]), ("dsv3", "BF16 GGUF", d["gguf-bf16"], d["gguf-bf16"]),
         ("dsv3", "BF16 GGUF, --activations bf16", d["gguf-bf16-act"], d["gguf-bf16"]),

@@ -284,33 +284,42 @@ void bf16_dot_product(const Matrix& W, int64_t r0, const uint16_t* xb, int64_t T
 }
 #endif
 
-// MatmulInput::kBF16: x rounded to BF16 (codes for the dot-product instruction, and as floats
-// for every other case: other weight dtypes, many tokens, a CPU without AVX512-BF16).
-void matmul_rows_bf16_input(const Matrix& W, const float* x, int64_t x_stride, int64_t T, float* y,
-                            int64_t y_stride, int64_t row_begin, int64_t row_end) {
-  thread_local std::vector<uint16_t> codes;  // grown once per thread, then reused
-  thread_local std::vector<float> rounded;
-  codes.resize(static_cast<size_t>(T * W.cols));
-  rounded.resize(codes.size());
+// MatmulInput::kBF16: x rounded to BF16, as codes for the dot-product instruction and as
+// floats for every other case (other weight dtypes, many tokens, a CPU without AVX512-BF16).
+void round_to_bf16(const float* x, int64_t x_stride, int64_t T, int64_t cols, uint16_t* codes, float* values) {
   for (int64_t t = 0; t < T; ++t)
-    for (int64_t c = 0; c < W.cols; ++c) {
+    for (int64_t c = 0; c < cols; ++c) {
       const uint16_t h = f32_to_bf16(x[t * x_stride + c]);
-      codes[t * W.cols + c] = h;
-      rounded[t * W.cols + c] = bf16_to_f32(h);
+      codes[t * cols + c] = h;
+      values[t * cols + c] = bf16_to_f32(h);
     }
+}
+
+// Rows [row_begin, row_end) of the product with x so rounded ([T][W.cols] both ways).
+void rows_with_bf16_input(const Matrix& W, const uint16_t* codes, const float* values, int64_t T, float* y,
+                          int64_t y_stride, int64_t row_begin, int64_t row_end) {
   int64_t r0 = row_begin;
 #ifdef __AVX512BF16__
   if (W.dtype == DType::BF16 && T <= kTokenBlock)
-    for (; r0 + kRowBlock <= row_end; r0 += kRowBlock) bf16_dot_product(W, r0, codes.data(), T, y + r0, y_stride);
+    for (; r0 + kRowBlock <= row_end; r0 += kRowBlock) bf16_dot_product(W, r0, codes, T, y + r0, y_stride);
+#else
+  (void)codes;
 #endif
-  if (r0 < row_end) matmul_rows(W, rounded.data(), W.cols, T, y, y_stride, r0, row_end);
+  if (r0 < row_end) matmul_rows(W, values, W.cols, T, y, y_stride, r0, row_end);
 }
 
 }  // namespace
 
 void matmul_rows(const Matrix& W, const float* x, int64_t x_stride, int64_t T, float* y, int64_t y_stride,
                  int64_t row_begin, int64_t row_end, MatmulInput input) {
-  if (input == MatmulInput::kBF16) return matmul_rows_bf16_input(W, x, x_stride, T, y, y_stride, row_begin, row_end);
+  if (input == MatmulInput::kBF16) {
+    thread_local std::vector<uint16_t> codes;  // grown once per thread, then reused
+    thread_local std::vector<float> values;
+    codes.resize(static_cast<size_t>(T * W.cols));
+    values.resize(codes.size());
+    round_to_bf16(x, x_stride, T, W.cols, codes.data(), values.data());
+    return rows_with_bf16_input(W, codes.data(), values.data(), T, y, y_stride, row_begin, row_end);
+  }
   alignas(64) float tile[kRowBlock * kColBlock];
   for (int64_t t = 0; t < T; ++t) std::fill(y + t * y_stride + row_begin, y + t * y_stride + row_end, 0.0f);
   const bool direct = T <= kTokenBlock && row_begin < row_end && decodes_in_registers(W, row_begin, row_end);
@@ -327,16 +336,8 @@ void matmul_rows(const Matrix& W, const float* x, int64_t x_stride, int64_t T, f
 }
 
 void matmul(const Matrix& W, const float* x, int64_t T, float* y, ThreadPool& pool, MatmulInput input) {
-  // Enough tasks to balance the pool, each a whole number of row blocks.
-  const int64_t blocks = (W.rows + kRowBlock - 1) / kRowBlock;
-  if (blocks == 0) return;
-  const int64_t tasks = std::min<int64_t>(blocks, static_cast<int64_t>(pool.size()) * 8);
-  const int64_t blocks_per_task = (blocks + tasks - 1) / tasks;
-  pool.parallel_for(static_cast<size_t>(tasks), [&](size_t i) {
-    const int64_t r0 = static_cast<int64_t>(i) * blocks_per_task * kRowBlock;
-    const int64_t r1 = std::min(W.rows, r0 + blocks_per_task * kRowBlock);
-    if (r0 < r1) matmul_rows(W, x, W.cols, T, y, W.rows, r0, r1, input);
-  });
+  const MatmulJob job{&W, x, W.cols, T, y, W.rows};
+  matmul_batch({&job, 1}, pool, input);
 }
 
 void matmul_batch(std::span<const MatmulJob> jobs, ThreadPool& pool, MatmulInput input) {
@@ -349,15 +350,35 @@ void matmul_batch(std::span<const MatmulJob> jobs, ThreadPool& pool, MatmulInput
   auto tasks_of = [&](const MatmulJob& job) { return (job.W->rows + chunk * kRowBlock - 1) / (chunk * kRowBlock); };
   int64_t tasks = 0;
   for (const MatmulJob& job : jobs) tasks += tasks_of(job);
+  // BF16 input: each job's x rounded once here, not once per task.
+  thread_local std::vector<uint16_t> codes;
+  thread_local std::vector<float> values;
+  thread_local std::vector<size_t> offsets;
+  if (input == MatmulInput::kBF16) {
+    offsets.assign(1, 0);
+    for (const MatmulJob& job : jobs) offsets.push_back(offsets.back() + static_cast<size_t>(job.T * job.W->cols));
+    codes.resize(offsets.back());
+    values.resize(offsets.back());
+    for (size_t j = 0; j < jobs.size(); ++j)
+      round_to_bf16(jobs[j].x, jobs[j].x_stride, jobs[j].T, jobs[j].W->cols, &codes[offsets[j]], &values[offsets[j]]);
+  }
+  // The tasks run on other threads, where these names mean those threads' own buffers.
+  const uint16_t* rounded_codes = codes.data();
+  const float* rounded_values = values.data();
+  const size_t* job_offsets = offsets.data();
   pool.parallel_for(static_cast<size_t>(tasks), [&](size_t task) {
     int64_t i = static_cast<int64_t>(task);
-    for (const MatmulJob& job : jobs) {
+    for (size_t j = 0; j < jobs.size(); ++j) {
+      const MatmulJob& job = jobs[j];
       if (i >= tasks_of(job)) {
         i -= tasks_of(job);
         continue;
       }
       const int64_t r0 = i * chunk * kRowBlock, r1 = std::min(job.W->rows, r0 + chunk * kRowBlock);
-      return matmul_rows(*job.W, job.x, job.x_stride, job.T, job.y, job.y_stride, r0, r1, input);
+      if (input == MatmulInput::kBF16)
+        return rows_with_bf16_input(*job.W, rounded_codes + job_offsets[j], rounded_values + job_offsets[j], job.T,
+                                    job.y, job.y_stride, r0, r1);
+      return matmul_rows(*job.W, job.x, job.x_stride, job.T, job.y, job.y_stride, r0, r1);
     }
   });
 }
