@@ -206,7 +206,8 @@ TEST(GenerateTest, DecodingAllocatesNothingPerToken) {
       for (float temperature : {0.0f, 0.8f}) {
         allocations_for(50, drafts, temperature);  // warm: the thread pool's first tasks, the workspace
         EXPECT_EQ(allocations_for(60, drafts, temperature), allocations_for(6, drafts, temperature))
-            << drafts << " drafts, temperature " << temperature;
+            << drafts << " drafts, temperature " << temperature << ", "
+            << (input == MatmulInput::kBF16 ? "bf16" : "fp32") << " activations";
       }
   }
 }

@@ -313,8 +313,15 @@ void rows_with_bf16_input(const Matrix& W, const uint16_t* codes, const float* v
 void matmul_rows(const Matrix& W, const float* x, int64_t x_stride, int64_t T, float* y, int64_t y_stride,
                  int64_t row_begin, int64_t row_end, MatmulInput input) {
   if (input == MatmulInput::kBF16) {
-    thread_local std::vector<uint16_t> codes;  // grown once per thread, then reused
+    // Per thread, and from the first use large enough for any pass of a few tokens: pool tasks
+    // land on threads in no fixed order, so growing on demand would allocate at random steps.
+    thread_local std::vector<uint16_t> codes;
     thread_local std::vector<float> values;
+    constexpr size_t kFirstSize = size_t{1} << 16;
+    if (codes.capacity() < kFirstSize) {
+      codes.reserve(kFirstSize);
+      values.reserve(kFirstSize);
+    }
     codes.resize(static_cast<size_t>(T * W.cols));
     values.resize(codes.size());
     round_to_bf16(x, x_stride, T, W.cols, codes.data(), values.data());
