@@ -313,19 +313,23 @@ void rows_with_bf16_input(const Matrix& W, const uint16_t* codes, const float* v
 void matmul_rows(const Matrix& W, const float* x, int64_t x_stride, int64_t T, float* y, int64_t y_stride,
                  int64_t row_begin, int64_t row_end, MatmulInput input) {
   if (input == MatmulInput::kBF16) {
-    // Per thread, and from the first use large enough for any pass of a few tokens: pool tasks
-    // land on threads in no fixed order, so growing on demand would allocate at random steps.
-    thread_local std::vector<uint16_t> codes;
-    thread_local std::vector<float> values;
-    constexpr size_t kFirstSize = size_t{1} << 16;
-    if (codes.capacity() < kFirstSize) {
-      codes.reserve(kFirstSize);
-      values.reserve(kFirstSize);
+    // The rounded x on this call's stack for passes of a few tokens (pool threads run these,
+    // and a decoded token must allocate nothing), on the heap beyond.
+    constexpr int64_t kOnStack = 8192;
+    uint16_t stack_codes[kOnStack];
+    float stack_values[kOnStack];
+    std::vector<uint16_t> heap_codes;
+    std::vector<float> heap_values;
+    uint16_t* codes = stack_codes;
+    float* values = stack_values;
+    if (T * W.cols > kOnStack) {
+      heap_codes.resize(static_cast<size_t>(T * W.cols));
+      heap_values.resize(heap_codes.size());
+      codes = heap_codes.data();
+      values = heap_values.data();
     }
-    codes.resize(static_cast<size_t>(T * W.cols));
-    values.resize(codes.size());
-    round_to_bf16(x, x_stride, T, W.cols, codes.data(), values.data());
-    return rows_with_bf16_input(W, codes.data(), values.data(), T, y, y_stride, row_begin, row_end);
+    round_to_bf16(x, x_stride, T, W.cols, codes, values);
+    return rows_with_bf16_input(W, codes, values, T, y, y_stride, row_begin, row_end);
   }
   alignas(64) float tile[kRowBlock * kColBlock];
   for (int64_t t = 0; t < T; ++t) std::fill(y + t * y_stride + row_begin, y + t * y_stride + row_end, 0.0f);
