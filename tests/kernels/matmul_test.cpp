@@ -4,9 +4,11 @@
 
 #include <bit>
 #include <cmath>
+#include <iostream>
 #include <random>
 #include <vector>
 
+#include "kernels/cpu/amx_matmul.h"
 #include "tensor/block_quant.h"
 #include "tensor/dtype.h"
 #include "tensor/fp8_blocks.h"
@@ -207,15 +209,13 @@ double bf16_rounded(float x) {
   return std::bit_cast<float>(rounded);
 }
 
-// MatmulInput::kBF16 computes with x rounded to BF16: against double-precision sums of the
-// decoded weights times the rounded x, for BF16 weights (the dot-product instruction where the
-// CPU has it, for 1-4 tokens) and the other dtypes, odd sizes, row slices, few and many tokens.
-TEST_P(MatmulTest, Bf16InputsMatchTheRoundedProducts) {
+// MatmulInput::kBF16 products of m and of its row slice [37, 138) for each token count,
+// against double-precision sums of the decoded weights times the BF16-rounded x.
+void expect_bf16_input_products(const StoredMatrix& m, std::initializer_list<int64_t> token_counts) {
   ThreadPool pool(2);
-  StoredMatrix m = make_matrix(GetParam(), 150, 333, 21);
   for (const Matrix& w : {m.view, m.view.row_slice(37, 101)}) {
     const int64_t first = w.data == m.view.data ? 0 : 37;
-    for (int64_t T : {1, 3, 4, 6}) {
+    for (int64_t T : token_counts) {
       std::vector<float> x = random_input(T * w.cols, static_cast<uint32_t>(T));
       std::vector<float> y(static_cast<size_t>(T * w.rows));
       matmul(w, x.data(), T, y.data(), pool, MatmulInput::kBF16);
@@ -231,6 +231,46 @@ TEST_P(MatmulTest, Bf16InputsMatchTheRoundedProducts) {
         }
     }
   }
+}
+
+// For BF16 weights (the dot-product instruction where the CPU has it, for 1-4 tokens) and the
+// other dtypes, odd sizes, row slices, few and many tokens.
+TEST_P(MatmulTest, Bf16InputsMatchTheRoundedProducts) {
+  expect_bf16_input_products(make_matrix(GetParam(), 150, 333, 21), {1, 3, 4, 6});
+}
+
+// Passes of more than 4 tokens with BF16 or FP8 weights whose rows are a multiple of 32 long
+// run on AMX tiles where the CPU has them (amx_usable() says whether this one does; without,
+// the same checks test the vector path): 16-row tiles with the rest rows on the vector path,
+// a partial last FP8 block (352 = 2 x 128 + 96 columns), a row slice whose 16-row tiles
+// straddle FP8 scale blocks, one and several 16-token groups, more than 128 tokens.
+TEST(MatmulAmxTest, Bf16InputsMatchTheRoundedProducts) {
+  std::cout << "AMX tiles " << (amx_usable() ? "used" : "not available") << "\n";
+  for (DType dtype : {DType::BF16, DType::F8_E4M3})
+    expect_bf16_input_products(make_matrix(dtype, 150, 352, 23), {5, 16, 33, 150});
+}
+
+// The tiles' FP8 decoding keeps E4M3's subnormal codes (which BF16 holds as normal numbers)
+// and NaN codes: 32 rows of 32 codes, scale 1, x all ones; row r holds code r (0x00-0x07 are
+// 0 and the subnormals k * 2^-9), except row 9 with a NaN code in its last column.
+TEST(MatmulAmxTest, Fp8SubnormalAndNanCodes) {
+  ThreadPool pool(1);
+  const int64_t rows = 32, cols = 32, T = 8;
+  std::vector<uint8_t> codes(rows * cols);
+  for (int64_t r = 0; r < rows; ++r) std::fill_n(codes.begin() + r * cols, cols, static_cast<uint8_t>(r));
+  codes[9 * cols + 31] = 0xFF;
+  const float scale = 1.0f;
+  const Matrix w{DType::F8_E4M3, rows, cols, codes.data(), &scale, 0};
+  std::vector<float> x(T * cols, 1.0f), y(T * rows);
+  matmul(w, x.data(), T, y.data(), pool, MatmulInput::kBF16);
+  for (int64_t t = 0; t < T; ++t)
+    for (int64_t r = 0; r < rows; ++r) {
+      if (r == 9) {
+        EXPECT_TRUE(std::isnan(y[t * rows + r]));
+      } else {
+        EXPECT_EQ(y[t * rows + r], cols * e4m3_to_f32(static_cast<uint8_t>(r))) << "code " << r;
+      }
+    }
 }
 
 INSTANTIATE_TEST_SUITE_P(AllDtypes, MatmulTest,

@@ -8,6 +8,7 @@
 #include <immintrin.h>
 #endif
 
+#include "kernels/cpu/amx_matmul.h"
 #include "kernels/cpu/vec.h"
 #include "tensor/block_quant.h"
 
@@ -308,6 +309,10 @@ void rows_with_bf16_input(const Matrix& W, const uint16_t* codes, const float* v
   if (r0 < row_end) matmul_rows(W, values, W.cols, T, y, y_stride, r0, row_end);
 }
 
+// Whether a MatmulInput::kBF16 product runs on AMX tiles: passes of more tokens than the
+// decoding path takes, with weights the tiles can read.
+bool on_amx(const MatmulJob& job) { return job.T > kTokenBlock && job.W->rows >= kAmxRows && amx_handles(*job.W); }
+
 }  // namespace
 
 void matmul_rows(const Matrix& W, const float* x, int64_t x_stride, int64_t T, float* y, int64_t y_stride,
@@ -352,31 +357,49 @@ void matmul(const Matrix& W, const float* x, int64_t T, float* y, ThreadPool& po
 }
 
 void matmul_batch(std::span<const MatmulJob> jobs, ThreadPool& pool, MatmulInput input) {
-  // Tasks of `chunk` row blocks, about 8 per thread over all jobs; task i is found by walking
-  // the jobs' task counts (a batch holds tens of jobs at most).
+  // BF16 input: each job's x rounded once here, not once per task; for passes of many tokens
+  // with weights the AMX tiles take, also laid out as their operand.
+  thread_local std::vector<uint16_t> codes;
+  thread_local std::vector<float> values;
+  thread_local std::vector<uint32_t> packed;
+  thread_local std::vector<size_t> offsets, packed_offsets;
+  bool any_amx = false;
+  if (input == MatmulInput::kBF16) {
+    offsets.assign(1, 0);
+    packed_offsets.assign(1, 0);
+    for (const MatmulJob& job : jobs) {
+      offsets.push_back(offsets.back() + static_cast<size_t>(job.T * job.W->cols));
+      const bool amx = on_amx(job);
+      any_amx |= amx;
+      packed_offsets.push_back(packed_offsets.back() + (amx ? amx_packed_words(job.T, job.W->cols) : 0));
+    }
+    codes.resize(offsets.back());
+    values.resize(offsets.back());
+    packed.resize(packed_offsets.back());
+    for (size_t j = 0; j < jobs.size(); ++j) {
+      const MatmulJob& job = jobs[j];
+      round_to_bf16(job.x, job.x_stride, job.T, job.W->cols, &codes[offsets[j]], &values[offsets[j]]);
+      if (packed_offsets[j + 1] > packed_offsets[j])
+        amx_pack_input(&codes[offsets[j]], job.T, job.W->cols, &packed[packed_offsets[j]]);
+    }
+  }
+  // Tasks of `chunk` row blocks, about 8 per thread over all jobs (whole AMX tiles when any
+  // job runs on them); task i is found by walking the jobs' task counts (a batch holds tens
+  // of jobs at most).
   int64_t blocks = 0;
   for (const MatmulJob& job : jobs) blocks += (job.W->rows + kRowBlock - 1) / kRowBlock;
   if (blocks == 0) return;
-  const int64_t chunk = std::max<int64_t>(1, blocks / (static_cast<int64_t>(pool.size()) * 8));
+  const int64_t granule = any_amx ? kAmxRows / kRowBlock : 1;
+  const int64_t chunk = std::max<int64_t>(1, blocks / (static_cast<int64_t>(pool.size()) * 8 * granule)) * granule;
   auto tasks_of = [&](const MatmulJob& job) { return (job.W->rows + chunk * kRowBlock - 1) / (chunk * kRowBlock); };
   int64_t tasks = 0;
   for (const MatmulJob& job : jobs) tasks += tasks_of(job);
-  // BF16 input: each job's x rounded once here, not once per task.
-  thread_local std::vector<uint16_t> codes;
-  thread_local std::vector<float> values;
-  thread_local std::vector<size_t> offsets;
-  if (input == MatmulInput::kBF16) {
-    offsets.assign(1, 0);
-    for (const MatmulJob& job : jobs) offsets.push_back(offsets.back() + static_cast<size_t>(job.T * job.W->cols));
-    codes.resize(offsets.back());
-    values.resize(offsets.back());
-    for (size_t j = 0; j < jobs.size(); ++j)
-      round_to_bf16(jobs[j].x, jobs[j].x_stride, jobs[j].T, jobs[j].W->cols, &codes[offsets[j]], &values[offsets[j]]);
-  }
   // The tasks run on other threads, where these names mean those threads' own buffers.
   const uint16_t* rounded_codes = codes.data();
   const float* rounded_values = values.data();
+  const uint32_t* packed_input = packed.data();
   const size_t* job_offsets = offsets.data();
+  const size_t* job_packed_offsets = packed_offsets.data();
   pool.parallel_for(static_cast<size_t>(tasks), [&](size_t task) {
     int64_t i = static_cast<int64_t>(task);
     for (size_t j = 0; j < jobs.size(); ++j) {
@@ -385,11 +408,18 @@ void matmul_batch(std::span<const MatmulJob> jobs, ThreadPool& pool, MatmulInput
         i -= tasks_of(job);
         continue;
       }
-      const int64_t r0 = i * chunk * kRowBlock, r1 = std::min(job.W->rows, r0 + chunk * kRowBlock);
-      if (input == MatmulInput::kBF16)
-        return rows_with_bf16_input(*job.W, rounded_codes + job_offsets[j], rounded_values + job_offsets[j], job.T,
-                                    job.y, job.y_stride, r0, r1);
-      return matmul_rows(*job.W, job.x, job.x_stride, job.T, job.y, job.y_stride, r0, r1);
+      int64_t r0 = i * chunk * kRowBlock;
+      const int64_t r1 = std::min(job.W->rows, r0 + chunk * kRowBlock);
+      if (input == MatmulInput::kF32) return matmul_rows(*job.W, job.x, job.x_stride, job.T, job.y, job.y_stride, r0, r1);
+      if (job_packed_offsets[j + 1] > job_packed_offsets[j]) {
+        const int64_t tiled = r0 + (r1 - r0) / kAmxRows * kAmxRows;
+        amx_matmul_rows(*job.W, packed_input + job_packed_offsets[j], job.T, job.y, job.y_stride, r0, tiled);
+        r0 = tiled;
+      }
+      if (r0 < r1)
+        rows_with_bf16_input(*job.W, rounded_codes + job_offsets[j], rounded_values + job_offsets[j], job.T, job.y,
+                             job.y_stride, r0, r1);
+      return;
     }
   });
 }

@@ -1,0 +1,177 @@
+#include "kernels/cpu/amx_matmul.h"
+
+#include <algorithm>
+#include <stdexcept>
+#if defined(__AMX_TILE__) && defined(__AMX_BF16__) && defined(__AVX512BF16__)
+#define DSV3_AMX 1
+#include <immintrin.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
+
+namespace dsv3 {
+
+namespace {
+constexpr int64_t kStepCols = 32;                   // columns of one tile instruction
+constexpr int64_t kSteps = kFp8BlockSize / kStepCols;  // instructions per 128-column block
+}  // namespace
+
+int64_t amx_packed_words(int64_t T, int64_t cols) {
+  return (T + kAmxTokens - 1) / kAmxTokens * kAmxTokens * (cols / 2);
+}
+
+void amx_pack_input(const uint16_t* x, int64_t T, int64_t cols, uint32_t* packed) {
+  const int64_t groups = (T + kAmxTokens - 1) / kAmxTokens, pairs = cols / 2;
+  for (int64_t g = 0; g < groups; ++g)
+    for (int64_t p = 0; p < pairs; ++p) {
+      // Step p / 16 of group g, row p % 16: one column pair per token.
+      uint32_t* row = packed + ((g * (cols / kStepCols) + p / 16) * 16 + p % 16) * kAmxTokens;
+      for (int64_t i = 0; i < kAmxTokens; ++i) {
+        const int64_t t = g * kAmxTokens + i;
+        row[i] = t < T ? x[t * cols + 2 * p] | uint32_t{x[t * cols + 2 * p + 1]} << 16 : 0;
+      }
+    }
+}
+
+#ifdef DSV3_AMX
+
+bool amx_usable() {
+  // Linux hands out the tile registers' state only on request (ARCH_REQ_XCOMP_PERM for
+  // XFEATURE_XTILEDATA), once per process.
+  static const bool usable = syscall(SYS_arch_prctl, 0x1023, 18) == 0;
+  return usable;
+}
+
+namespace {
+
+// Tiles 0-3: a 128-column block of 16 weight rows, 32 columns each; 4 and 5: x of two
+// 16-token groups at one 32-column step; 6 and 7: their 16x16 sums.
+struct alignas(64) TileConfig {
+  uint8_t palette = 1, start_row = 0;
+  uint8_t reserved[14] = {};
+  uint16_t bytes_per_row[16] = {};
+  uint8_t rows[16] = {};
+};
+
+void configure_tiles() {
+  TileConfig config;
+  for (int i = 0; i < 8; ++i) {
+    config.rows[i] = 16;
+    config.bytes_per_row[i] = 64;
+  }
+  _tile_loadconfig(&config);
+}
+
+// Tile registers are named by constants, hence the switches.
+void load_weights(int64_t step, const void* p, int64_t stride) {
+  switch (step) {
+    case 0: _tile_loadd(0, p, stride); break;
+    case 1: _tile_loadd(1, p, stride); break;
+    case 2: _tile_loadd(2, p, stride); break;
+    default: _tile_loadd(3, p, stride); break;
+  }
+}
+
+// Sums of one step for one group of tokens (x0) or two (x0 and x1).
+void multiply_step(int64_t step, const uint32_t* x0, const uint32_t* x1) {
+  _tile_loadd(4, x0, 64);
+  if (x1) _tile_loadd(5, x1, 64);
+  switch (step) {
+    case 0: _tile_dpbf16ps(6, 0, 4); if (x1) _tile_dpbf16ps(7, 0, 5); break;
+    case 1: _tile_dpbf16ps(6, 1, 4); if (x1) _tile_dpbf16ps(7, 1, 5); break;
+    case 2: _tile_dpbf16ps(6, 2, 4); if (x1) _tile_dpbf16ps(7, 2, 5); break;
+    default: _tile_dpbf16ps(6, 3, 4); if (x1) _tile_dpbf16ps(7, 3, 5); break;
+  }
+}
+
+// E4M3 codes of 16 rows, `steps` x 32 columns from `codes` on, as their exact BF16 values
+// (Matrix::decode_row's bits times 2^120 in FP32, then narrowed; NaN codes stay NaN).
+// (The maskz forms of the intrinsics: GCC 12 warns of the undefined vector in the plain ones.)
+void decode_fp8(const uint8_t* codes, int64_t row_bytes, int64_t steps, uint16_t (*out)[16][kStepCols]) {
+  const __m512i mask = _mm512_set1_epi32(static_cast<int>(0x87F00000u));
+  const __m512 exponent_bias = _mm512_set1_ps(0x1p120f);
+  for (int64_t n = 0; n < 16; ++n)
+    for (int64_t s = 0; s < steps; ++s) {
+      const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(codes + n * row_bytes + s * kStepCols));
+      const __m512i lo = _mm512_maskz_cvtepi8_epi32(0xFFFF, _mm256_castsi256_si128(q));
+      const __m512i hi = _mm512_maskz_cvtepi8_epi32(0xFFFF, _mm256_extracti128_si256(q, 1));
+      const __m512 flo = _mm512_mul_ps(_mm512_castsi512_ps(_mm512_and_si512(_mm512_maskz_slli_epi32(0xFFFF, lo, 20), mask)),
+                                       exponent_bias);
+      const __m512 fhi = _mm512_mul_ps(_mm512_castsi512_ps(_mm512_and_si512(_mm512_maskz_slli_epi32(0xFFFF, hi, 20), mask)),
+                                       exponent_bias);
+      const __m512i narrowed = reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(fhi, flo));
+      const __mmask32 nan = _mm256_cmpeq_epi8_mask(_mm256_and_si256(q, _mm256_set1_epi8(0x7F)), _mm256_set1_epi8(0x7F));
+      _mm512_storeu_si512(out[s][n], _mm512_mask_mov_epi16(narrowed, nan, _mm512_set1_epi16(0x7FC0)));
+    }
+}
+
+constexpr int64_t kGroupTokens = 128;  // tokens summed per pass over a row tile's weights
+
+}  // namespace
+
+void amx_matmul_rows(const Matrix& W, const uint32_t* packed, int64_t T, float* y, int64_t y_stride,
+                     int64_t row_begin, int64_t row_end) {
+  configure_tiles();
+  const int64_t cols = W.cols, steps = cols / kStepCols, groups = (T + kAmxTokens - 1) / kAmxTokens;
+  const bool fp8 = W.dtype == DType::F8_E4M3;
+  alignas(64) uint16_t decoded[kSteps][16][kStepCols];
+  alignas(64) float sums[2][16][kAmxTokens];
+  alignas(64) float acc[16][kGroupTokens];
+  float scale[16];
+  std::fill(scale, scale + 16, 1.0f);
+  for (int64_t r0 = row_begin; r0 < row_end; r0 += kAmxRows) {
+    for (int64_t g0 = 0; g0 < groups; g0 += kGroupTokens / kAmxTokens) {
+      const int64_t g1 = std::min(groups, g0 + kGroupTokens / kAmxTokens);
+      for (auto& row : acc) std::fill(row, row + (g1 - g0) * kAmxTokens, 0.0f);
+      for (int64_t b = 0; b * kFp8BlockSize < cols; ++b) {
+        const int64_t first = b * kSteps, count = std::min(kSteps, steps - first);
+        if (fp8) {
+          decode_fp8(static_cast<const uint8_t*>(W.data) + r0 * cols + first * kStepCols, cols, count, decoded);
+          for (int64_t n = 0; n < 16; ++n)
+            scale[n] = W.scale_inv[(W.first_row + r0 + n) / kFp8BlockSize * W.scale_cols() + b];
+          for (int64_t s = 0; s < count; ++s) load_weights(s, decoded[s], 2 * kStepCols);
+        } else {
+          const uint16_t* rows = static_cast<const uint16_t*>(W.data) + r0 * cols + first * kStepCols;
+          for (int64_t s = 0; s < count; ++s) load_weights(s, rows + s * kStepCols, 2 * cols);
+        }
+        for (int64_t g = g0; g < g1; g += 2) {
+          const bool pair = g + 1 < g1;
+          _tile_zero(6);
+          if (pair) _tile_zero(7);
+          for (int64_t s = 0; s < count; ++s) {
+            const uint32_t* x0 = packed + (g * steps + first + s) * 16 * kAmxTokens;
+            multiply_step(s, x0, pair ? x0 + steps * 16 * kAmxTokens : nullptr);
+          }
+          _tile_stored(6, sums[0], 64);
+          if (pair) _tile_stored(7, sums[1], 64);
+          // The block's sums promoted into the FP32 results, times the block's scale.
+          for (int64_t h = 0; h < (pair ? 2 : 1); ++h)
+            for (int64_t n = 0; n < 16; ++n) {
+              float* a = acc[n] + (g - g0 + h) * kAmxTokens;
+              _mm512_storeu_ps(a, _mm512_fmadd_ps(_mm512_set1_ps(scale[n]), _mm512_loadu_ps(sums[h][n]),
+                                                  _mm512_loadu_ps(a)));
+            }
+        }
+      }
+      for (int64_t t = g0 * kAmxTokens; t < std::min(T, g1 * kAmxTokens); ++t)
+        for (int64_t n = 0; n < 16; ++n) y[t * y_stride + r0 + n] = acc[n][t - g0 * kAmxTokens];
+    }
+  }
+  _tile_release();
+}
+
+#else
+
+bool amx_usable() { return false; }
+
+void amx_matmul_rows(const Matrix&, const uint32_t*, int64_t, float*, int64_t, int64_t, int64_t) {
+  throw std::logic_error("amx_matmul_rows: this build has no AMX tile code (amx_handles is false)");
+}
+
+#endif
+
+bool amx_handles(const Matrix& W) {
+  return (W.dtype == DType::BF16 || W.dtype == DType::F8_E4M3) && W.cols % kStepCols == 0 && amx_usable();
+}
+
+}  // namespace dsv3
