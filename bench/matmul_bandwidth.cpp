@@ -1,7 +1,8 @@
 // Decode-shaped matmul (one token) over weights larger than the caches: the weight bytes read
 // per second, for BF16, FP8 (128x128 blocks) and Q8_0 (GGUF), and BF16 with BF16 activations
 // (--activations bf16), on the matrix shapes that dominate decoding
-// (DeepSeek-V3's expert 2048 x 7168, a square 4096, the 0.5B preset's 512 x 1024 expert).
+// (DeepSeek-V3's expert 2048 x 7168, a square 4096, the 0.5B preset's 512 x 1024 expert);
+// then prefill-shaped products of many tokens, in FLOP/s.
 //   cmake --build build --target matmul_bandwidth && build/matmul_bandwidth
 // (Google Benchmark; bytes_per_second is the weight stream, the number to hold against the
 // machine's read bandwidth from `dsv3 bench --roofline`.)
@@ -9,6 +10,7 @@
 
 #include <cstring>
 #include <random>
+#include <tuple>
 #include <vector>
 
 #include "base/thread_pool.h"
@@ -81,6 +83,37 @@ BENCHMARK_CAPTURE(one_token, fp8, DType::F8_E4M3, MatmulInput::kF32)->Apply(shap
 BENCHMARK_CAPTURE(one_token, q8_0, DType::Q8_0, MatmulInput::kF32)->Apply(shapes);
 // The opt-in BF16 activations (AVX512-BF16 dot products where the CPU has them).
 BENCHMARK_CAPTURE(one_token, bf16_bf16x, DType::BF16, MatmulInput::kBF16)->Apply(shapes);
+
+// Prefill-shaped products (many tokens; compute-bound): FLOP/s. The 0.5B preset's expert with
+// the ~16 tokens a 128-token prompt sends to each of its experts, its dense layer with all
+// 128, and DeepSeek-V3's expert with 64.
+void many_tokens(benchmark::State& state, DType dtype, MatmulInput input) {
+  const Weights w(dtype, state.range(0), state.range(1));
+  const int64_t T = state.range(2);
+  ThreadPool pool(static_cast<size_t>(state.range(3)));
+  std::vector<float> x(static_cast<size_t>(T * w.cols), 0.5f), y(static_cast<size_t>(T * w.rows));
+  for (auto _ : state)
+    for (size_t i = 0; i < w.codes.size(); ++i) {
+      matmul(w.matrix(i), x.data(), T, y.data(), pool, input);
+      benchmark::DoNotOptimize(y.data());
+    }
+  state.counters["FLOP/s"] = benchmark::Counter(
+      static_cast<double>(state.iterations() * w.codes.size()) * 2.0 * static_cast<double>(w.rows * w.cols * T),
+      benchmark::Counter::kIsRate);
+}
+
+void prefill_shapes(benchmark::internal::Benchmark* b) {
+  for (auto [rows, cols, tokens] : {std::tuple<int64_t, int64_t, int64_t>{512, 1024, 16}, {2816, 1024, 128},
+                                    {2048, 7168, 64}})
+    b->Args({rows, cols, tokens, 2});
+  b->ArgNames({"rows", "cols", "tokens", "threads"})->UseRealTime()->Unit(benchmark::kMillisecond);
+}
+
+BENCHMARK_CAPTURE(many_tokens, bf16, DType::BF16, MatmulInput::kF32)->Apply(prefill_shapes);
+BENCHMARK_CAPTURE(many_tokens, fp8, DType::F8_E4M3, MatmulInput::kF32)->Apply(prefill_shapes);
+// With BF16 activations: AMX tiles where the CPU has them.
+BENCHMARK_CAPTURE(many_tokens, bf16_bf16x, DType::BF16, MatmulInput::kBF16)->Apply(prefill_shapes);
+BENCHMARK_CAPTURE(many_tokens, fp8_bf16x, DType::F8_E4M3, MatmulInput::kBF16)->Apply(prefill_shapes);
 
 }  // namespace
 

@@ -52,7 +52,8 @@ void Model::attention(const AttentionWeights& w, const float* xn, int64_t T, std
   // query), attend over each sequence's latent cache, then apply the value half.
   float* q_latent = ws_.q_latent.get(heads * T * rank);
   float* o_latent = ws_.o_latent.get(heads * T * rank);
-  float* scores = ws_.scores.get(heads * visible);
+  const int64_t scratch_floats = latent_attention_scratch_floats(rank, rope, T, visible);
+  float* scratch = ws_.attention_scratch.get(heads * scratch_floats);
   float* o = ws_.o.get(T * heads * v_dim);
   pool_.parallel_for(static_cast<size_t>(heads), [&](size_t hi) {
     const int64_t h = static_cast<int64_t>(hi);
@@ -67,7 +68,7 @@ void Model::attention(const AttentionWeights& w, const float* xn, int64_t T, std
     for (const SequenceSlice& s : slices) {
       latent_attention_head({ql + first * rank, rank, qh + first * heads * qk + nope, heads * qk}, s.count,
                             s.cache->length(), s.cache->layer(cache_layer), rank, rope, rope_.softmax_scale,
-                            scores + h * visible, ol + first * rank);
+                            scratch + h * scratch_floats, ol + first * rank);
       first += s.count;
     }
     matmul_rows(w_value, ol, rank, T, o + h * v_dim, heads * v_dim, 0, v_dim, input_);

@@ -37,7 +37,7 @@ struct Workspace {
   // rope tables for the positions of this pass
   Buffer rope_cos, rope_sin;
   // attention
-  Buffer q_a, q, kv, q_latent, o_latent, o, scores;
+  Buffer q_a, q, kv, q_latent, o_latent, o, attention_scratch;
   // feed-forward: gate/up projections; MoE: router logits, routing, gathered tokens, a shard's routed part
   Buffer gate, up, router, routing_scratch, expert_in, expert_out, routed;
   std::vector<int32_t> expert_ids, token_order;

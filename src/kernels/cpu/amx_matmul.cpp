@@ -44,8 +44,8 @@ bool amx_usable() {
 
 namespace {
 
-// Tiles 0-3: a 128-column block of 16 weight rows, 32 columns each; 4 and 5: x of two
-// 16-token groups at one 32-column step; 6 and 7: their 16x16 sums.
+// Every tile 16 rows of 64 bytes: 16 weight rows of 32 BF16 values, 16 column pairs of 16
+// tokens, or 16x16 FP32 sums. Which tile holds what is said where they are used.
 struct alignas(64) TileConfig {
   uint8_t palette = 1, start_row = 0;
   uint8_t reserved[14] = {};
@@ -87,10 +87,14 @@ void multiply_step(int64_t step, const uint32_t* x0, const uint32_t* x1) {
 // E4M3 codes of 16 rows, `steps` x 32 columns from `codes` on, as their exact BF16 values
 // (Matrix::decode_row's bits times 2^120 in FP32, then narrowed; NaN codes stay NaN).
 // (The maskz forms of the intrinsics: GCC 12 warns of the undefined vector in the plain ones.)
+constexpr int64_t kPrefetchFrom = 256;
 void decode_fp8(const uint8_t* codes, int64_t row_bytes, int64_t steps, uint16_t (*out)[16][kStepCols]) {
   const __m512i mask = _mm512_set1_epi32(static_cast<int>(0x87F00000u));
   const __m512 exponent_bias = _mm512_set1_ps(0x1p120f);
-  for (int64_t n = 0; n < 16; ++n)
+  for (int64_t n = 0; n < 16; ++n) {
+    // Rows are short streams: the next blocks' lines are asked for now.
+    for (int64_t ahead = kPrefetchFrom; ahead < kPrefetchFrom + 128; ahead += 64)
+      __builtin_prefetch(codes + n * row_bytes + ahead);
     for (int64_t s = 0; s < steps; ++s) {
       const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(codes + n * row_bytes + s * kStepCols));
       const __m512i lo = _mm512_maskz_cvtepi8_epi32(0xFFFF, _mm256_castsi256_si128(q));
@@ -103,37 +107,81 @@ void decode_fp8(const uint8_t* codes, int64_t row_bytes, int64_t steps, uint16_t
       const __mmask32 nan = _mm256_cmpeq_epi8_mask(_mm256_and_si256(q, _mm256_set1_epi8(0x7F)), _mm256_set1_epi8(0x7F));
       _mm512_storeu_si512(out[s][n], _mm512_mask_mov_epi16(narrowed, nan, _mm512_set1_epi16(0x7FC0)));
     }
+  }
 }
 
-constexpr int64_t kGroupTokens = 128;  // tokens summed per pass over a row tile's weights
+// BF16 weights carry no block scales, so their sums stay in the tiles over all columns:
+// 16-row tiles at `rows` (tile 0) and, with two_row_tiles, 16 rows further (tile 1); 16-token
+// groups at x (tile 2) and, with two_groups, the next one (tile 3); sums in tiles 4-7, then
+// in sums: [row tile][group][16 rows][16 tokens].
+void bf16_tiles(const uint16_t* rows, int64_t cols, bool two_row_tiles, const uint32_t* x, bool two_groups,
+                float (*sums)[2][16][kAmxTokens]) {
+  const int64_t steps = cols / kStepCols, group_words = steps * 16 * kAmxTokens;
+  _tile_zero(4);
+  _tile_zero(5);
+  _tile_zero(6);
+  _tile_zero(7);
+  for (int64_t s = 0; s < steps; ++s) {
+    _tile_loadd(0, rows + s * kStepCols, 2 * cols);
+    _tile_loadd(2, x + s * 16 * kAmxTokens, 64);
+    _tile_dpbf16ps(4, 0, 2);
+    if (two_groups) {
+      _tile_loadd(3, x + group_words + s * 16 * kAmxTokens, 64);
+      _tile_dpbf16ps(5, 0, 3);
+    }
+    if (two_row_tiles) {
+      _tile_loadd(1, rows + 16 * cols + s * kStepCols, 2 * cols);
+      _tile_dpbf16ps(6, 1, 2);
+      if (two_groups) _tile_dpbf16ps(7, 1, 3);
+    }
+  }
+  _tile_stored(4, sums[0][0], 64);
+  _tile_stored(5, sums[0][1], 64);
+  _tile_stored(6, sums[1][0], 64);
+  _tile_stored(7, sums[1][1], 64);
+}
 
-}  // namespace
+// BF16 weights: row tiles in pairs, token groups in pairs, all columns in the tiles.
+void bf16_rows(const Matrix& W, const uint32_t* packed, int64_t T, float* y, int64_t y_stride, int64_t row_begin,
+               int64_t row_end) {
+  const int64_t groups = (T + kAmxTokens - 1) / kAmxTokens, group_words = W.cols / kStepCols * 16 * kAmxTokens;
+  alignas(64) float sums[2][2][16][kAmxTokens];
+  for (int64_t r0 = row_begin; r0 < row_end; r0 += 2 * kAmxRows) {
+    const int64_t row_tiles = r0 + 2 * kAmxRows <= row_end ? 2 : 1;
+    for (int64_t g = 0; g < groups; g += 2) {
+      const int64_t pair = g + 1 < groups ? 2 : 1;
+      bf16_tiles(static_cast<const uint16_t*>(W.data) + r0 * W.cols, W.cols, row_tiles == 2, packed + g * group_words,
+                 pair == 2, sums);
+      for (int64_t h = 0; h < row_tiles; ++h)
+        for (int64_t k = 0; k < pair; ++k)
+          for (int64_t t = (g + k) * kAmxTokens; t < std::min(T, (g + k + 1) * kAmxTokens); ++t)
+            for (int64_t n = 0; n < 16; ++n) y[t * y_stride + r0 + h * kAmxRows + n] = sums[h][k][n][t % kAmxTokens];
+    }
+  }
+}
 
-void amx_matmul_rows(const Matrix& W, const uint32_t* packed, int64_t T, float* y, int64_t y_stride,
-                     int64_t row_begin, int64_t row_end) {
-  configure_tiles();
+constexpr int64_t kGroupTokens = 128;  // FP8: tokens summed per pass over a row tile's weights
+
+// FP8 weights: per 16-row tile and 128-column block, the codes decoded once into tiles 0-3,
+// used for every token group (tiles 4 and 5, two at a time), each group's block sums
+// (tiles 6 and 7) promoted with the block's scales.
+void fp8_rows(const Matrix& W, const uint32_t* packed, int64_t T, float* y, int64_t y_stride, int64_t row_begin,
+              int64_t row_end) {
   const int64_t cols = W.cols, steps = cols / kStepCols, groups = (T + kAmxTokens - 1) / kAmxTokens;
-  const bool fp8 = W.dtype == DType::F8_E4M3;
   alignas(64) uint16_t decoded[kSteps][16][kStepCols];
   alignas(64) float sums[2][16][kAmxTokens];
   alignas(64) float acc[16][kGroupTokens];
   float scale[16];
-  std::fill(scale, scale + 16, 1.0f);
   for (int64_t r0 = row_begin; r0 < row_end; r0 += kAmxRows) {
     for (int64_t g0 = 0; g0 < groups; g0 += kGroupTokens / kAmxTokens) {
       const int64_t g1 = std::min(groups, g0 + kGroupTokens / kAmxTokens);
       for (auto& row : acc) std::fill(row, row + (g1 - g0) * kAmxTokens, 0.0f);
       for (int64_t b = 0; b * kFp8BlockSize < cols; ++b) {
         const int64_t first = b * kSteps, count = std::min(kSteps, steps - first);
-        if (fp8) {
-          decode_fp8(static_cast<const uint8_t*>(W.data) + r0 * cols + first * kStepCols, cols, count, decoded);
-          for (int64_t n = 0; n < 16; ++n)
-            scale[n] = W.scale_inv[(W.first_row + r0 + n) / kFp8BlockSize * W.scale_cols() + b];
-          for (int64_t s = 0; s < count; ++s) load_weights(s, decoded[s], 2 * kStepCols);
-        } else {
-          const uint16_t* rows = static_cast<const uint16_t*>(W.data) + r0 * cols + first * kStepCols;
-          for (int64_t s = 0; s < count; ++s) load_weights(s, rows + s * kStepCols, 2 * cols);
-        }
+        decode_fp8(static_cast<const uint8_t*>(W.data) + r0 * cols + first * kStepCols, cols, count, decoded);
+        for (int64_t n = 0; n < 16; ++n)
+          scale[n] = W.scale_inv[(W.first_row + r0 + n) / kFp8BlockSize * W.scale_cols() + b];
+        for (int64_t s = 0; s < count; ++s) load_weights(s, decoded[s], 2 * kStepCols);
         for (int64_t g = g0; g < g1; g += 2) {
           const bool pair = g + 1 < g1;
           _tile_zero(6);
@@ -156,6 +204,18 @@ void amx_matmul_rows(const Matrix& W, const uint32_t* packed, int64_t T, float* 
       for (int64_t t = g0 * kAmxTokens; t < std::min(T, g1 * kAmxTokens); ++t)
         for (int64_t n = 0; n < 16; ++n) y[t * y_stride + r0 + n] = acc[n][t - g0 * kAmxTokens];
     }
+  }
+}
+
+}  // namespace
+
+void amx_matmul_rows(const Matrix& W, const uint32_t* packed, int64_t T, float* y, int64_t y_stride,
+                     int64_t row_begin, int64_t row_end) {
+  configure_tiles();
+  if (W.dtype == DType::BF16) {
+    bf16_rows(W, packed, T, y, y_stride, row_begin, row_end);
+  } else {
+    fp8_rows(W, packed, T, y, y_stride, row_begin, row_end);
   }
   _tile_release();
 }

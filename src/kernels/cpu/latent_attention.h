@@ -16,9 +16,13 @@ struct LatentQueries {
   int64_t rope_stride;
 };
 
+// Floats of scratch latent_attention_head needs for T queries that see up to `visible` rows.
+int64_t latent_attention_scratch_floats(int64_t rank, int64_t rope, int64_t T, int64_t visible);
+
 // cache: rows of rank + rope floats; query t sits at position first_pos + t and sees
-// rows 0..first_pos+t. scores: scratch of first_pos + T floats. out: [T][rank].
+// rows 0..first_pos+t. scratch: latent_attention_scratch_floats(rank, rope, T, first_pos + T)
+// floats. out: [T][rank].
 void latent_attention_head(const LatentQueries& q, int64_t T, int64_t first_pos, const float* cache, int64_t rank,
-                           int64_t rope, float scale, float* scores, float* out);
+                           int64_t rope, float scale, float* scratch, float* out);
 
 }  // namespace dsv3

@@ -309,6 +309,35 @@ void rows_with_bf16_input(const Matrix& W, const uint16_t* codes, const float* v
   if (r0 < row_end) matmul_rows(W, values, W.cols, T, y, y_stride, r0, row_end);
 }
 
+// y[t][0, width) (+)= sum over `rows` of x[t][r] * w[r][0, kStripCols) for kTokens tokens;
+// w rows are w_stride floats apart and kStripCols wide (zero past width), `first` starts
+// the sums instead of continuing y's.
+constexpr int64_t kStripCols = 4 * kLanes;
+template <int64_t kTokens>
+void transposed_strip(const float* w, int64_t w_stride, int64_t rows, const float* x, int64_t x_stride, float* y,
+                      int64_t y_stride, int64_t width, bool first) {
+  constexpr int64_t kVectors = kStripCols / kLanes;
+  alignas(64) float partial[kStripCols] = {};
+  vf acc[kTokens][kVectors] = {};
+  if (!first)
+    for (int64_t i = 0; i < kTokens; ++i) {
+      std::copy(y + i * y_stride, y + i * y_stride + width, partial);
+      for (int64_t j = 0; j < kVectors; ++j) acc[i][j] = load(partial + j * kLanes);
+    }
+  for (int64_t r = 0; r < rows; ++r) {
+    vf wv[kVectors];
+    for (int64_t j = 0; j < kVectors; ++j) wv[j] = load(w + r * w_stride + j * kLanes);
+    for (int64_t i = 0; i < kTokens; ++i) {
+      const vf xv = broadcast(x[i * x_stride + r]);
+      for (int64_t j = 0; j < kVectors; ++j) acc[i][j] += xv * wv[j];
+    }
+  }
+  for (int64_t i = 0; i < kTokens; ++i) {
+    for (int64_t j = 0; j < kVectors; ++j) simd::store(partial + j * kLanes, acc[i][j]);
+    std::copy(partial, partial + width, y + i * y_stride);
+  }
+}
+
 // Whether a MatmulInput::kBF16 product runs on AMX tiles: passes of more tokens than the
 // decoding path takes, with weights the tiles can read.
 bool on_amx(const MatmulJob& job) { return job.T > kTokenBlock && job.W->rows >= kAmxRows && amx_handles(*job.W); }
@@ -425,13 +454,33 @@ void matmul_batch(std::span<const MatmulJob> jobs, ThreadPool& pool, MatmulInput
 }
 
 void matmul_transposed(const Matrix& W, const float* x, int64_t x_stride, int64_t T, float* y) {
-  alignas(64) float row[kColBlock];
-  std::fill(y, y + T * W.cols, 0.0f);
-  for (int64_t c0 = 0; c0 < W.cols; c0 += kColBlock) {
-    const int64_t c1 = std::min(W.cols, c0 + kColBlock);
-    for (int64_t r = 0; r < W.rows; ++r) {
-      W.decode_row(r, c0, c1, row);
-      for (int64_t t = 0; t < T; ++t) simd::axpy(x[t * x_stride + r], row, y + t * W.cols + c0, c1 - c0);
+  // Column strips of kStripCols, rows in runs of kRunRows (decoded first unless F32 and
+  // whole), tokens in fours: each y element is one FMA chain over r = 0, 1, ... whatever
+  // the blocking, so a token's result does not depend on the others.
+  constexpr int64_t kRunRows = 128;
+  if (W.rows == 0) return std::fill(y, y + T * W.cols, 0.0f);
+  alignas(64) float decoded[kRunRows * kStripCols];
+  for (int64_t c0 = 0; c0 < W.cols; c0 += kStripCols) {
+    const int64_t width = std::min(kStripCols, W.cols - c0);
+    for (int64_t r0 = 0; r0 < W.rows; r0 += kRunRows) {
+      const int64_t rows = std::min(kRunRows, W.rows - r0);
+      const float* w = static_cast<const float*>(W.data) + r0 * W.cols + c0;
+      int64_t w_stride = W.cols;
+      if (W.dtype != DType::F32 || width < kStripCols) {
+        for (int64_t r = 0; r < rows; ++r) {
+          W.decode_row(r0 + r, c0, c0 + width, decoded + r * kStripCols);
+          std::fill(decoded + r * kStripCols + width, decoded + (r + 1) * kStripCols, 0.0f);
+        }
+        w = decoded;
+        w_stride = kStripCols;
+      }
+      int64_t t = 0;
+      for (; t + 4 <= T; t += 4)
+        transposed_strip<4>(w, w_stride, rows, x + t * x_stride + r0, x_stride, y + t * W.cols + c0, W.cols, width,
+                            r0 == 0);
+      for (; t < T; ++t)
+        transposed_strip<1>(w, w_stride, rows, x + t * x_stride + r0, x_stride, y + t * W.cols + c0, W.cols, width,
+                            r0 == 0);
     }
   }
 }
