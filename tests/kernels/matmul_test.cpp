@@ -250,27 +250,37 @@ TEST(MatmulAmxTest, Bf16InputsMatchTheRoundedProducts) {
     expect_bf16_input_products(make_matrix(dtype, 150, 352, 23), {5, 16, 33, 150});
 }
 
-// The tiles' FP8 decoding keeps E4M3's subnormal codes (which BF16 holds as normal numbers)
-// and NaN codes: 32 rows of 32 codes, scale 1, x all ones; row r holds code r (0x00-0x07 are
-// 0 and the subnormals k * 2^-9), except row 9 with a NaN code in its last column.
-TEST(MatmulAmxTest, Fp8SubnormalAndNanCodes) {
+// FP8 weights with rows a multiple of 128 long meet BF16 x in the CPU's BF16 dot-product
+// instruction for passes of 1-4 tokens (codes turned into BF16 by table lookups, where the
+// CPU has AVX512-VBMI and AVX512-BF16), with the block scales applied per 128 columns.
+TEST(MatmulFp8Bf16Test, FewTokensMatchTheRoundedProducts) {
+  expect_bf16_input_products(make_matrix(DType::F8_E4M3, 150, 384, 29), {1, 2, 3, 4});
+}
+
+// Both FP8 paths with BF16 x (lookups for 1-4 tokens, AMX tiles for more) keep E4M3's
+// subnormal codes (which BF16 holds as normal numbers) and NaN codes: 32 rows of 128 codes,
+// scale 1, x all ones; row r holds code r (0x00-0x07 are 0 and the subnormals k * 2^-9),
+// except row 9 with a NaN code in its last column.
+TEST(MatmulFp8Bf16Test, SubnormalAndNanCodes) {
   ThreadPool pool(1);
-  const int64_t rows = 32, cols = 32, T = 8;
+  const int64_t rows = 32, cols = 128;
   std::vector<uint8_t> codes(rows * cols);
   for (int64_t r = 0; r < rows; ++r) std::fill_n(codes.begin() + r * cols, cols, static_cast<uint8_t>(r));
-  codes[9 * cols + 31] = 0xFF;
+  codes[9 * cols + cols - 1] = 0xFF;
   const float scale = 1.0f;
   const Matrix w{DType::F8_E4M3, rows, cols, codes.data(), &scale, 0};
-  std::vector<float> x(T * cols, 1.0f), y(T * rows);
-  matmul(w, x.data(), T, y.data(), pool, MatmulInput::kBF16);
-  for (int64_t t = 0; t < T; ++t)
-    for (int64_t r = 0; r < rows; ++r) {
-      if (r == 9) {
-        EXPECT_TRUE(std::isnan(y[t * rows + r]));
-      } else {
-        EXPECT_EQ(y[t * rows + r], cols * e4m3_to_f32(static_cast<uint8_t>(r))) << "code " << r;
+  for (int64_t T : {1, 8}) {
+    std::vector<float> x(T * cols, 1.0f), y(T * rows);
+    matmul(w, x.data(), T, y.data(), pool, MatmulInput::kBF16);
+    for (int64_t t = 0; t < T; ++t)
+      for (int64_t r = 0; r < rows; ++r) {
+        if (r == 9) {
+          EXPECT_TRUE(std::isnan(y[t * rows + r])) << T << " tokens";
+        } else {
+          EXPECT_EQ(y[t * rows + r], cols * e4m3_to_f32(static_cast<uint8_t>(r))) << "code " << r << ", " << T << " tokens";
+        }
       }
-    }
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(AllDtypes, MatmulTest,

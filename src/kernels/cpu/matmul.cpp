@@ -11,6 +11,7 @@
 #include "kernels/cpu/amx_matmul.h"
 #include "kernels/cpu/vec.h"
 #include "tensor/block_quant.h"
+#include "tensor/fp8.h"
 
 namespace dsv3 {
 
@@ -283,6 +284,99 @@ void bf16_dot_product(const Matrix& W, int64_t r0, const uint16_t* xb, int64_t T
     default: return bf16_dot_block<4>(W, r0, xb, y, y_stride);
   }
 }
+
+#ifdef __AVX512VBMI__
+// MatmulInput::kBF16 with FP8 weights, rows a multiple of 128 long: kRowBlock rows times
+// kTokens rows of BF16 x (xb, W.cols apart), all columns, into y. Each code becomes its exact
+// BF16 value by two byte lookups (high and low byte, 128-entry tables indexed by the code's
+// magnitude bits; E4M3's subnormals are normal numbers in BF16, its NaN code maps to NaN)
+// and meets x in the dot-product instruction; each 128-column block's sums are multiplied by
+// the block's scale as they are added into the FP32 results.
+struct Fp8ToBf16Tables {
+  __m512i high[2], low[2];  // entries 0-63 and 64-127 of each byte table
+  Fp8ToBf16Tables() {
+    alignas(64) uint8_t hi[128], lo[128];
+    for (int code = 0; code < 128; ++code) {
+      const uint16_t h = f32_to_bf16(e4m3_to_f32(static_cast<uint8_t>(code)));  // exact: 4 significant bits
+      hi[code] = static_cast<uint8_t>(h >> 8);
+      lo[code] = static_cast<uint8_t>(h & 0xFF);
+    }
+    for (int i = 0; i < 2; ++i) {
+      high[i] = _mm512_load_si512(hi + 64 * i);
+      low[i] = _mm512_load_si512(lo + 64 * i);
+    }
+  }
+};
+
+template <int64_t kTokens, int64_t kRows>
+void fp8_dot_block(const Matrix& W, int64_t r0, const uint16_t* xb, float* y, int64_t y_stride) {
+  static const Fp8ToBf16Tables tables;
+  // The unpack instructions interleave within 128-bit lanes: the words of `first` are the
+  // codes 0-7, 16-23, 32-39, 48-55 of each 64, those of `second` the rest; x is permuted alike.
+  alignas(64) static const uint16_t first_order[32] = {0,  1,  2,  3,  4,  5,  6,  7,  16, 17, 18, 19, 20, 21, 22, 23,
+                                                       32, 33, 34, 35, 36, 37, 38, 39, 48, 49, 50, 51, 52, 53, 54, 55};
+  const __m512i first_index = _mm512_load_si512(first_order);
+  const __m512i second_index = _mm512_add_epi16(first_index, _mm512_set1_epi16(8));
+  const __m512i sign = _mm512_set1_epi8(static_cast<char>(0x80));
+  const int64_t cols = W.cols;
+  const uint8_t* rows[kRows];
+  const float* scales[kRows];
+  for (int64_t r = 0; r < kRows; ++r) {
+    rows[r] = static_cast<const uint8_t*>(W.data) + (r0 + r) * cols;
+    scales[r] = W.scale_inv + (W.first_row + r0 + r) / kFp8BlockSize * W.scale_cols();
+  }
+  __m512 acc[kTokens][kRows];
+  for (auto& token : acc)
+    for (__m512& a : token) a = _mm512_setzero_ps();
+  for (int64_t c0 = 0; c0 < cols; c0 += kFp8BlockSize) {
+    __m512 block[kTokens][kRows];
+    for (auto& token : block)
+      for (__m512& b : token) b = _mm512_setzero_ps();
+    for (int64_t c = c0; c < c0 + kFp8BlockSize; c += 64) {
+      __m512i first[kRows], second[kRows];
+      for (int64_t r = 0; r < kRows; ++r) {
+        __builtin_prefetch(rows[r] + c + kPrefetchAhead);
+        const __m512i codes = _mm512_loadu_si512(rows[r] + c);
+        const __m512i high = _mm512_ternarylogic_epi32(
+            _mm512_permutex2var_epi8(tables.high[0], codes, tables.high[1]), codes, sign, 0xF8);  // | (codes & sign)
+        const __m512i low = _mm512_permutex2var_epi8(tables.low[0], codes, tables.low[1]);
+        first[r] = _mm512_unpacklo_epi8(low, high);
+        second[r] = _mm512_unpackhi_epi8(low, high);
+      }
+      for (int64_t i = 0; i < kTokens; ++i) {
+        const __m512i x0 = _mm512_loadu_si512(xb + i * cols + c), x1 = _mm512_loadu_si512(xb + i * cols + c + 32);
+        const __m512bh xa = (__m512bh)_mm512_permutex2var_epi16(x0, first_index, x1);
+        const __m512bh xc = (__m512bh)_mm512_permutex2var_epi16(x0, second_index, x1);
+        for (int64_t r = 0; r < kRows; ++r)
+          block[i][r] = _mm512_dpbf16_ps(_mm512_dpbf16_ps(block[i][r], (__m512bh)first[r], xa), (__m512bh)second[r], xc);
+      }
+    }
+    for (int64_t r = 0; r < kRows; ++r) {
+      const __m512 scale = _mm512_set1_ps(scales[r][c0 / kFp8BlockSize]);
+      for (int64_t i = 0; i < kTokens; ++i) acc[i][r] = _mm512_fmadd_ps(block[i][r], scale, acc[i][r]);
+    }
+  }
+  for (int64_t i = 0; i < kTokens; ++i)
+    for (int64_t r = 0; r < kRows; ++r) y[i * y_stride + r] = hsum(reinterpret_cast<const vf&>(acc[i][r]));
+}
+
+// Rows [r0, row_end) as far as whole blocks of 4 go; returns the first row not done. One
+// token takes 8 rows at a time: more row streams in flight.
+int64_t fp8_dot_product(const Matrix& W, int64_t r0, int64_t row_end, const uint16_t* xb, int64_t T, float* y,
+                        int64_t y_stride) {
+  if (T == 1)
+    for (; r0 + 8 <= row_end; r0 += 8) fp8_dot_block<1, 8>(W, r0, xb, y + r0, y_stride);
+  for (; r0 + 4 <= row_end; r0 += 4) {
+    switch (T) {
+      case 1: fp8_dot_block<1, 4>(W, r0, xb, y + r0, y_stride); break;
+      case 2: fp8_dot_block<2, 4>(W, r0, xb, y + r0, y_stride); break;
+      case 3: fp8_dot_block<3, 4>(W, r0, xb, y + r0, y_stride); break;
+      default: fp8_dot_block<4, 4>(W, r0, xb, y + r0, y_stride); break;
+    }
+  }
+  return r0;
+}
+#endif
 #endif
 
 // MatmulInput::kBF16: x rounded to BF16, as codes for the dot-product instruction and as
@@ -303,6 +397,10 @@ void rows_with_bf16_input(const Matrix& W, const uint16_t* codes, const float* v
 #ifdef __AVX512BF16__
   if (W.dtype == DType::BF16 && T <= kTokenBlock)
     for (; r0 + kRowBlock <= row_end; r0 += kRowBlock) bf16_dot_product(W, r0, codes, T, y + r0, y_stride);
+#ifdef __AVX512VBMI__
+  if (W.dtype == DType::F8_E4M3 && T <= kTokenBlock && W.cols % kFp8BlockSize == 0)
+    r0 = fp8_dot_product(W, r0, row_end, codes, T, y, y_stride);
+#endif
 #else
   (void)codes;
 #endif
