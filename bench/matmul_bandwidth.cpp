@@ -1,5 +1,5 @@
 // Decode-shaped matmul (one token) over weights larger than the caches: the weight bytes read
-// per second, for BF16, FP8 (128x128 blocks) and Q8_0 (GGUF), BF16 and FP8 also with BF16
+// per second, for BF16, FP8 (128x128 blocks) and Q8_0 (GGUF), each also with BF16
 // activations (--activations bf16), on the matrix shapes that dominate decoding (DeepSeek-V3's
 // expert 2048 x 7168, a square 4096, the 0.5B preset's 512 x 1024 expert); then
 // prefill-shaped products of many tokens, in FLOP/s.
@@ -84,6 +84,7 @@ BENCHMARK_CAPTURE(one_token, q8_0, DType::Q8_0, MatmulInput::kF32)->Apply(shapes
 // The opt-in BF16 activations (AVX512-BF16 dot products where the CPU has them).
 BENCHMARK_CAPTURE(one_token, bf16_bf16x, DType::BF16, MatmulInput::kBF16)->Apply(shapes);
 BENCHMARK_CAPTURE(one_token, fp8_bf16x, DType::F8_E4M3, MatmulInput::kBF16)->Apply(shapes);
+BENCHMARK_CAPTURE(one_token, q8_0_bf16x, DType::Q8_0, MatmulInput::kBF16)->Apply(shapes);
 
 // Prefill-shaped products (many tokens; compute-bound): FLOP/s. The 0.5B preset's expert with
 // the ~16 tokens a 128-token prompt sends to each of its experts, its dense layer with all

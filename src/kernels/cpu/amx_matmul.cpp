@@ -99,10 +99,10 @@ void decode_fp8(const uint8_t* codes, int64_t row_bytes, int64_t steps, uint16_t
       const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(codes + n * row_bytes + s * kStepCols));
       const __m512i lo = _mm512_maskz_cvtepi8_epi32(0xFFFF, _mm256_castsi256_si128(q));
       const __m512i hi = _mm512_maskz_cvtepi8_epi32(0xFFFF, _mm256_extracti128_si256(q, 1));
-      const __m512 flo = _mm512_mul_ps(_mm512_castsi512_ps(_mm512_and_si512(_mm512_maskz_slli_epi32(0xFFFF, lo, 20), mask)),
-                                       exponent_bias);
-      const __m512 fhi = _mm512_mul_ps(_mm512_castsi512_ps(_mm512_and_si512(_mm512_maskz_slli_epi32(0xFFFF, hi, 20), mask)),
-                                       exponent_bias);
+      const __m512i lo_bits = _mm512_and_si512(_mm512_maskz_slli_epi32(0xFFFF, lo, 20), mask);
+      const __m512i hi_bits = _mm512_and_si512(_mm512_maskz_slli_epi32(0xFFFF, hi, 20), mask);
+      const __m512 flo = _mm512_mul_ps(_mm512_castsi512_ps(lo_bits), exponent_bias);
+      const __m512 fhi = _mm512_mul_ps(_mm512_castsi512_ps(hi_bits), exponent_bias);
       const __m512i narrowed = reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(fhi, flo));
       const __mmask32 nan = _mm256_cmpeq_epi8_mask(_mm256_and_si256(q, _mm256_set1_epi8(0x7F)), _mm256_set1_epi8(0x7F));
       _mm512_storeu_si512(out[s][n], _mm512_mask_mov_epi16(narrowed, nan, _mm512_set1_epi16(0x7FC0)));

@@ -286,20 +286,21 @@ void bf16_dot_product(const Matrix& W, int64_t r0, const uint16_t* xb, int64_t T
 }
 
 #ifdef __AVX512VBMI__
-// MatmulInput::kBF16 with FP8 weights, rows a multiple of 128 long: kRowBlock rows times
-// kTokens rows of BF16 x (xb, W.cols apart), all columns, into y. Each code becomes its exact
-// BF16 value by two byte lookups (high and low byte, 128-entry tables indexed by the code's
-// magnitude bits; E4M3's subnormals are normal numbers in BF16, its NaN code maps to NaN)
-// and meets x in the dot-product instruction; each 128-column block's sums are multiplied by
-// the block's scale as they are added into the FP32 results.
-struct Fp8ToBf16Tables {
+// MatmulInput::kBF16 with FP8 or Q8_0 weights, passes of 1-4 tokens: each code becomes its
+// exact BF16 value by two byte lookups (the high and the low byte, 128-entry tables indexed
+// by the code's seven low bits, the sign bit OR-ed in) and meets x in the dot-product
+// instruction; the block scales multiply each block's sums as they are added into the FP32
+// results.
+
+// A table's value for each 7-bit index, as the two bytes of its BF16 code.
+struct Bf16ByteTables {
   __m512i high[2], low[2];  // entries 0-63 and 64-127 of each byte table
-  Fp8ToBf16Tables() {
+  explicit Bf16ByteTables(float (*value)(int index)) {
     alignas(64) uint8_t hi[128], lo[128];
-    for (int code = 0; code < 128; ++code) {
-      const uint16_t h = f32_to_bf16(e4m3_to_f32(static_cast<uint8_t>(code)));  // exact: 4 significant bits
-      hi[code] = static_cast<uint8_t>(h >> 8);
-      lo[code] = static_cast<uint8_t>(h & 0xFF);
+    for (int index = 0; index < 128; ++index) {
+      const uint16_t h = f32_to_bf16(value(index));  // exact for the values used here
+      hi[index] = static_cast<uint8_t>(h >> 8);
+      lo[index] = static_cast<uint8_t>(h & 0xFF);
     }
     for (int i = 0; i < 2; ++i) {
       high[i] = _mm512_load_si512(hi + 64 * i);
@@ -308,16 +309,45 @@ struct Fp8ToBf16Tables {
   }
 };
 
-template <int64_t kTokens, int64_t kRows>
-void fp8_dot_block(const Matrix& W, int64_t r0, const uint16_t* xb, float* y, int64_t y_stride) {
-  static const Fp8ToBf16Tables tables;
-  // The unpack instructions interleave within 128-bit lanes: the words of `first` are the
-  // codes 0-7, 16-23, 32-39, 48-55 of each 64, those of `second` the rest; x is permuted alike.
+// E4M3 magnitudes (4 significant bits; subnormals are normal numbers in BF16; 0x7F is NaN),
+// and the magnitudes 0-127 of Q8_0's signed 8-bit values.
+const Bf16ByteTables& e4m3_tables() {
+  static const Bf16ByteTables tables([](int code) { return e4m3_to_f32(static_cast<uint8_t>(code)); });
+  return tables;
+}
+const Bf16ByteTables& int7_tables() {
+  static const Bf16ByteTables tables([](int value) { return static_cast<float>(value); });
+  return tables;
+}
+
+// 64 BF16 values from the 7-bit indices with the sign bits of `signs`. The unpack
+// instructions interleave within 128-bit lanes: the words of `first` are values 0-7, 16-23,
+// 32-39, 48-55, those of `second` the rest; x_pairs permutes x alike.
+inline void bf16_lookup(const Bf16ByteTables& tables, __m512i indices, __m512i signs, __m512i& first,
+                        __m512i& second) {
+  const __m512i sign_bits = _mm512_set1_epi8(static_cast<char>(0x80));
+  const __m512i high = _mm512_ternarylogic_epi32(_mm512_permutex2var_epi8(tables.high[0], indices, tables.high[1]),
+                                                 signs, sign_bits, 0xF8);  // high | (signs & sign_bits)
+  const __m512i low = _mm512_permutex2var_epi8(tables.low[0], indices, tables.low[1]);
+  first = _mm512_unpacklo_epi8(low, high);
+  second = _mm512_unpackhi_epi8(low, high);
+}
+
+inline void x_pairs(const uint16_t* x, __m512bh& first, __m512bh& second) {
   alignas(64) static const uint16_t first_order[32] = {0,  1,  2,  3,  4,  5,  6,  7,  16, 17, 18, 19, 20, 21, 22, 23,
                                                        32, 33, 34, 35, 36, 37, 38, 39, 48, 49, 50, 51, 52, 53, 54, 55};
   const __m512i first_index = _mm512_load_si512(first_order);
   const __m512i second_index = _mm512_add_epi16(first_index, _mm512_set1_epi16(8));
-  const __m512i sign = _mm512_set1_epi8(static_cast<char>(0x80));
+  const __m512i x0 = _mm512_loadu_si512(x), x1 = _mm512_loadu_si512(x + 32);
+  first = (__m512bh)_mm512_permutex2var_epi16(x0, first_index, x1);
+  second = (__m512bh)_mm512_permutex2var_epi16(x0, second_index, x1);
+}
+
+// FP8 weights, rows a multiple of 128 long: kRows rows from r0 times kTokens rows of BF16 x
+// (xb, W.cols apart), all columns, into y; each 128-column block's sums times its scale.
+template <int64_t kTokens, int64_t kRows>
+void fp8_dot_block(const Matrix& W, int64_t r0, const uint16_t* xb, float* y, int64_t y_stride) {
+  const Bf16ByteTables& tables = e4m3_tables();
   const int64_t cols = W.cols;
   const uint8_t* rows[kRows];
   const float* scales[kRows];
@@ -337,18 +367,15 @@ void fp8_dot_block(const Matrix& W, int64_t r0, const uint16_t* xb, float* y, in
       for (int64_t r = 0; r < kRows; ++r) {
         __builtin_prefetch(rows[r] + c + kPrefetchAhead);
         const __m512i codes = _mm512_loadu_si512(rows[r] + c);
-        const __m512i high = _mm512_ternarylogic_epi32(
-            _mm512_permutex2var_epi8(tables.high[0], codes, tables.high[1]), codes, sign, 0xF8);  // | (codes & sign)
-        const __m512i low = _mm512_permutex2var_epi8(tables.low[0], codes, tables.low[1]);
-        first[r] = _mm512_unpacklo_epi8(low, high);
-        second[r] = _mm512_unpackhi_epi8(low, high);
+        bf16_lookup(tables, codes, codes, first[r], second[r]);
       }
       for (int64_t i = 0; i < kTokens; ++i) {
-        const __m512i x0 = _mm512_loadu_si512(xb + i * cols + c), x1 = _mm512_loadu_si512(xb + i * cols + c + 32);
-        const __m512bh xa = (__m512bh)_mm512_permutex2var_epi16(x0, first_index, x1);
-        const __m512bh xc = (__m512bh)_mm512_permutex2var_epi16(x0, second_index, x1);
-        for (int64_t r = 0; r < kRows; ++r)
-          block[i][r] = _mm512_dpbf16_ps(_mm512_dpbf16_ps(block[i][r], (__m512bh)first[r], xa), (__m512bh)second[r], xc);
+        __m512bh x_first, x_second;
+        x_pairs(xb + i * cols + c, x_first, x_second);
+        for (int64_t r = 0; r < kRows; ++r) {
+          block[i][r] = _mm512_dpbf16_ps(block[i][r], (__m512bh)first[r], x_first);
+          block[i][r] = _mm512_dpbf16_ps(block[i][r], (__m512bh)second[r], x_second);
+        }
       }
     }
     for (int64_t r = 0; r < kRows; ++r) {
@@ -360,19 +387,83 @@ void fp8_dot_block(const Matrix& W, int64_t r0, const uint16_t* xb, float* y, in
     for (int64_t r = 0; r < kRows; ++r) y[i * y_stride + r] = hsum(reinterpret_cast<const vf&>(acc[i][r]));
 }
 
-// Rows [r0, row_end) as far as whole blocks of 4 go; returns the first row not done. One
-// token takes 8 rows at a time: more row streams in flight.
-int64_t fp8_dot_product(const Matrix& W, int64_t r0, int64_t row_end, const uint16_t* xb, int64_t T, float* y,
-                        int64_t y_stride) {
-  if (T == 1)
-    for (; r0 + 8 <= row_end; r0 += 8) fp8_dot_block<1, 8>(W, r0, xb, y + r0, y_stride);
-  for (; r0 + 4 <= row_end; r0 += 4) {
-    switch (T) {
-      case 1: fp8_dot_block<1, 4>(W, r0, xb, y + r0, y_stride); break;
-      case 2: fp8_dot_block<2, 4>(W, r0, xb, y + r0, y_stride); break;
-      case 3: fp8_dot_block<3, 4>(W, r0, xb, y + r0, y_stride); break;
-      default: fp8_dot_block<4, 4>(W, r0, xb, y + r0, y_stride); break;
+// Q8_0 weights, rows a multiple of 64 long: as fp8_dot_block, two 32-value blocks at a time
+// (their sums land in separate halves of the FP32 lanes, each half times its block's scale).
+// Returns false, with y untouched, when a value is -128 (no 7-bit magnitude; llama.cpp's
+// quantiser never writes it): the caller computes those rows from the rounded floats.
+template <int64_t kTokens, int64_t kRows>
+bool q8_0_dot_block(const Matrix& W, int64_t r0, const uint16_t* xb, float* y, int64_t y_stride) {
+  const Bf16ByteTables& tables = int7_tables();
+  const int64_t cols = W.cols;
+  const uint8_t* rows[kRows];
+  for (int64_t r = 0; r < kRows; ++r) rows[r] = static_cast<const uint8_t*>(W.data) + (r0 + r) * W.row_bytes();
+  __m512 acc[kTokens][kRows];
+  for (auto& token : acc)
+    for (__m512& a : token) a = _mm512_setzero_ps();
+  __mmask64 minus_128 = 0;
+  for (int64_t c = 0; c < cols; c += 64) {
+    __m512i first[kRows], second[kRows];
+    __m512 scale[kRows];
+    for (int64_t r = 0; r < kRows; ++r) {
+      const uint8_t* blocks = rows[r] + c / kQ8_0BlockValues * kQ8_0BlockBytes;
+      __builtin_prefetch(blocks + kPrefetchAhead);
+      __builtin_prefetch(blocks + kPrefetchAhead + 64);
+      const __m512i values = _mm512_maskz_inserti64x4(0xFF,
+          _mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blocks + 2))),
+          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blocks + kQ8_0BlockBytes + 2)), 1);
+      minus_128 |= _mm512_cmpeq_epi8_mask(values, _mm512_set1_epi8(static_cast<char>(0x80)));
+      bf16_lookup(tables, _mm512_abs_epi8(values), values, first[r], second[r]);
+      _Float16 d0, d1;
+      std::memcpy(&d0, blocks, 2);
+      std::memcpy(&d1, blocks + kQ8_0BlockBytes, 2);
+      // (The maskz forms of the inserts: GCC 12 warns of the undefined vector in the plain ones.)
+      const __m256 high_half = _mm256_set1_ps(static_cast<float>(d1));
+      scale[r] = _mm512_maskz_insertf32x8(0xFFFF, _mm512_set1_ps(static_cast<float>(d0)), high_half, 1);
     }
+    for (int64_t i = 0; i < kTokens; ++i) {
+      __m512bh x_first, x_second;
+      x_pairs(xb + i * cols + c, x_first, x_second);
+      for (int64_t r = 0; r < kRows; ++r) {
+        const __m512 sums = _mm512_dpbf16_ps(_mm512_dpbf16_ps(_mm512_setzero_ps(), (__m512bh)first[r], x_first),
+                                             (__m512bh)second[r], x_second);
+        acc[i][r] = _mm512_fmadd_ps(sums, scale[r], acc[i][r]);
+      }
+    }
+  }
+  if (minus_128) return false;
+  for (int64_t i = 0; i < kTokens; ++i)
+    for (int64_t r = 0; r < kRows; ++r) y[i * y_stride + r] = hsum(reinterpret_cast<const vf&>(acc[i][r]));
+  return true;
+}
+
+// Rows [r0, row_end) of FP8 (rows a multiple of 128 long) or Q8_0 (of 64) weights, as far as
+// whole blocks of 4 rows go; returns the first row not done. One token takes 8 rows at a
+// time (more row streams in flight). Q8_0 blocks holding -128 are left to the caller.
+template <DType kType, int64_t kTokens, int64_t kRows>
+bool lookup_dot_block(const Matrix& W, int64_t r0, const uint16_t* xb, float* y, int64_t y_stride) {
+  if constexpr (kType == DType::F8_E4M3) {
+    fp8_dot_block<kTokens, kRows>(W, r0, xb, y, y_stride);
+    return true;
+  } else {
+    return q8_0_dot_block<kTokens, kRows>(W, r0, xb, y, y_stride);
+  }
+}
+
+template <DType kType>
+int64_t lookup_dot_product(const Matrix& W, int64_t r0, int64_t row_end, const uint16_t* xb, int64_t T, float* y,
+                           int64_t y_stride) {
+  if (T == 1)
+    for (; r0 + 8 <= row_end; r0 += 8)
+      if (!lookup_dot_block<kType, 1, 8>(W, r0, xb, y + r0, y_stride)) return r0;
+  for (; r0 + 4 <= row_end; r0 += 4) {
+    bool done = false;
+    switch (T) {
+      case 1: done = lookup_dot_block<kType, 1, 4>(W, r0, xb, y + r0, y_stride); break;
+      case 2: done = lookup_dot_block<kType, 2, 4>(W, r0, xb, y + r0, y_stride); break;
+      case 3: done = lookup_dot_block<kType, 3, 4>(W, r0, xb, y + r0, y_stride); break;
+      default: done = lookup_dot_block<kType, 4, 4>(W, r0, xb, y + r0, y_stride); break;
+    }
+    if (!done) return r0;
   }
   return r0;
 }
@@ -399,7 +490,9 @@ void rows_with_bf16_input(const Matrix& W, const uint16_t* codes, const float* v
     for (; r0 + kRowBlock <= row_end; r0 += kRowBlock) bf16_dot_product(W, r0, codes, T, y + r0, y_stride);
 #ifdef __AVX512VBMI__
   if (W.dtype == DType::F8_E4M3 && T <= kTokenBlock && W.cols % kFp8BlockSize == 0)
-    r0 = fp8_dot_product(W, r0, row_end, codes, T, y, y_stride);
+    r0 = lookup_dot_product<DType::F8_E4M3>(W, r0, row_end, codes, T, y, y_stride);
+  if (W.dtype == DType::Q8_0 && T <= kTokenBlock && W.cols % 64 == 0)
+    r0 = lookup_dot_product<DType::Q8_0>(W, r0, row_end, codes, T, y, y_stride);
 #endif
 #else
   (void)codes;
@@ -537,7 +630,8 @@ void matmul_batch(std::span<const MatmulJob> jobs, ThreadPool& pool, MatmulInput
       }
       int64_t r0 = i * chunk * kRowBlock;
       const int64_t r1 = std::min(job.W->rows, r0 + chunk * kRowBlock);
-      if (input == MatmulInput::kF32) return matmul_rows(*job.W, job.x, job.x_stride, job.T, job.y, job.y_stride, r0, r1);
+      if (input == MatmulInput::kF32)
+        return matmul_rows(*job.W, job.x, job.x_stride, job.T, job.y, job.y_stride, r0, r1);
       if (job_packed_offsets[j + 1] > job_packed_offsets[j]) {
         const int64_t tiled = r0 + (r1 - r0) / kAmxRows * kAmxRows;
         amx_matmul_rows(*job.W, packed_input + job_packed_offsets[j], job.T, job.y, job.y_stride, r0, tiled);
