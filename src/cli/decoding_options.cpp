@@ -24,7 +24,8 @@ void add_decoding_options(CLI::App& cmd, DecodingOptions& o, bool sampling) {
       ->check(CLI::Range(1, 16));
   cmd.add_option("--activations", o.activations,
                  "Precision of the activations entering the weight products: fp32 (the reference's numbers) or "
-                 "bf16 (rounded to BF16, as llama.cpp does; faster decoding of BF16 weights with AVX512-BF16)")
+                 "bf16 (rounded to BF16, as llama.cpp does; faster with BF16, FP8 and Q8_0 weights on AVX512-BF16, "
+                 "and prefill on AMX tiles where present)")
       ->capture_default_str()
       ->check(CLI::IsMember({"fp32", "bf16"}));
   cmd.add_option("-t,--threads", o.threads, "Worker threads (default: all hardware threads)")
