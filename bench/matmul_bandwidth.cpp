@@ -116,6 +116,7 @@ BENCHMARK_CAPTURE(many_tokens, fp8, DType::F8_E4M3, MatmulInput::kF32)->Apply(pr
 // With BF16 activations: AMX tiles where the CPU has them.
 BENCHMARK_CAPTURE(many_tokens, bf16_bf16x, DType::BF16, MatmulInput::kBF16)->Apply(prefill_shapes);
 BENCHMARK_CAPTURE(many_tokens, fp8_bf16x, DType::F8_E4M3, MatmulInput::kBF16)->Apply(prefill_shapes);
+BENCHMARK_CAPTURE(many_tokens, q8_0_bf16x, DType::Q8_0, MatmulInput::kBF16)->Apply(prefill_shapes);
 
 }  // namespace
 

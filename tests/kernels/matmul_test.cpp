@@ -342,7 +342,7 @@ TEST(MatmulQ8_0Test, Bf16InputsMatchTheRoundedProducts) {
   uint16_t d16;
   std::memcpy(&d16, block, 2);
   m.values[40 * cols + 3 * 32 + 5] = static_cast<double>(std::bit_cast<_Float16>(d16)) * -128.0;
-  expect_bf16_input_products(m, {1, 2, 3, 4, 6});
+  expect_bf16_input_products(m, {1, 2, 3, 4, 6, 40});
 }
 
 }  // namespace

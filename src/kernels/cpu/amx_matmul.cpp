@@ -1,13 +1,17 @@
 #include "kernels/cpu/amx_matmul.h"
 
 #include <algorithm>
+#include <cstring>
 #include <stdexcept>
+#include <vector>
 #if defined(__AMX_TILE__) && defined(__AMX_BF16__) && defined(__AVX512BF16__)
 #define DSV3_AMX 1
 #include <immintrin.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 #endif
+
+#include "tensor/block_quant.h"
 
 namespace dsv3 {
 
@@ -207,6 +211,62 @@ void fp8_rows(const Matrix& W, const uint32_t* packed, int64_t T, float* y, int6
   }
 }
 
+// Q8_0 weights: a 32-column step is one block per row, each with its own scale, so every
+// step's sums are promoted: per 16-row tile the values are first turned into BF16 (exact:
+// 8-bit integers) for all columns, then each pair of token groups (tiles 4 and 5) runs the
+// steps, its sums (tiles 6 and 7) added into FP32 times the rows' block scales.
+void q8_0_rows(const Matrix& W, const uint32_t* packed, int64_t T, float* y, int64_t y_stride, int64_t row_begin,
+               int64_t row_end) {
+  const int64_t cols = W.cols, steps = cols / kStepCols, groups = (T + kAmxTokens - 1) / kAmxTokens;
+  thread_local std::vector<uint16_t> values;  // [16][cols]
+  thread_local std::vector<float> scales;     // [16][steps]
+  values.resize(static_cast<size_t>(16 * cols));
+  scales.resize(static_cast<size_t>(16 * steps));
+  alignas(64) float sums[2][16][kAmxTokens];
+  alignas(64) float acc[2][16][kAmxTokens];
+  for (int64_t r0 = row_begin; r0 < row_end; r0 += kAmxRows) {
+    for (int64_t n = 0; n < 16; ++n) {
+      const uint8_t* row = static_cast<const uint8_t*>(W.data) + (r0 + n) * W.row_bytes();
+      for (int64_t s = 0; s < steps; ++s) {
+        const uint8_t* block = row + s * kQ8_0BlockBytes;
+        _Float16 d;
+        std::memcpy(&d, block, 2);
+        scales[n * steps + s] = static_cast<float>(d);
+        const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + 2));
+        const __m512i lo_ints = _mm512_maskz_cvtepi8_epi32(0xFFFF, _mm256_castsi256_si128(q));
+        const __m512i hi_ints = _mm512_maskz_cvtepi8_epi32(0xFFFF, _mm256_extracti128_si256(q, 1));
+        const __m512 lo = _mm512_maskz_cvtepi32_ps(0xFFFF, lo_ints), hi = _mm512_maskz_cvtepi32_ps(0xFFFF, hi_ints);
+        _mm512_storeu_si512(&values[n * cols + s * kStepCols], reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(hi, lo)));
+      }
+    }
+    for (int64_t g = 0; g < groups; g += 2) {
+      const int64_t pair = g + 1 < groups ? 2 : 1;
+      std::fill(&acc[0][0][0], &acc[0][0][0] + 2 * 16 * kAmxTokens, 0.0f);
+      for (int64_t s = 0; s < steps; ++s) {
+        _tile_loadd(0, &values[s * kStepCols], 2 * cols);
+        const uint32_t* x0 = packed + (g * steps + s) * 16 * kAmxTokens;
+        _tile_zero(6);
+        _tile_loadd(4, x0, 64);
+        _tile_dpbf16ps(6, 0, 4);
+        if (pair == 2) {
+          _tile_zero(7);
+          _tile_loadd(5, x0 + steps * 16 * kAmxTokens, 64);
+          _tile_dpbf16ps(7, 0, 5);
+        }
+        _tile_stored(6, sums[0], 64);
+        if (pair == 2) _tile_stored(7, sums[1], 64);
+        for (int64_t h = 0; h < pair; ++h)
+          for (int64_t n = 0; n < 16; ++n)
+            _mm512_storeu_ps(acc[h][n], _mm512_fmadd_ps(_mm512_set1_ps(scales[n * steps + s]),
+                                                        _mm512_loadu_ps(sums[h][n]), _mm512_loadu_ps(acc[h][n])));
+      }
+      for (int64_t h = 0; h < pair; ++h)
+        for (int64_t t = (g + h) * kAmxTokens; t < std::min(T, (g + h + 1) * kAmxTokens); ++t)
+          for (int64_t n = 0; n < 16; ++n) y[t * y_stride + r0 + n] = acc[h][n][t % kAmxTokens];
+    }
+  }
+}
+
 }  // namespace
 
 void amx_matmul_rows(const Matrix& W, const uint32_t* packed, int64_t T, float* y, int64_t y_stride,
@@ -214,8 +274,10 @@ void amx_matmul_rows(const Matrix& W, const uint32_t* packed, int64_t T, float* 
   configure_tiles();
   if (W.dtype == DType::BF16) {
     bf16_rows(W, packed, T, y, y_stride, row_begin, row_end);
-  } else {
+  } else if (W.dtype == DType::F8_E4M3) {
     fp8_rows(W, packed, T, y, y_stride, row_begin, row_end);
+  } else {
+    q8_0_rows(W, packed, T, y, y_stride, row_begin, row_end);
   }
   _tile_release();
 }
@@ -231,7 +293,8 @@ void amx_matmul_rows(const Matrix&, const uint32_t*, int64_t, float*, int64_t, i
 #endif
 
 bool amx_handles(const Matrix& W) {
-  return (W.dtype == DType::BF16 || W.dtype == DType::F8_E4M3) && W.cols % kStepCols == 0 && amx_usable();
+  const bool dtype = W.dtype == DType::BF16 || W.dtype == DType::F8_E4M3 || W.dtype == DType::Q8_0;
+  return dtype && W.cols % kStepCols == 0 && amx_usable();
 }
 
 }  // namespace dsv3
