@@ -20,10 +20,20 @@ typedef float vf_unaligned __attribute__((vector_size(kLanes * 4), aligned(4)));
 inline vf load(const float* p) { return *reinterpret_cast<const vf_unaligned*>(p); }
 inline void store(float* p, vf v) { *reinterpret_cast<vf_unaligned*>(p) = v; }
 inline vf broadcast(float a) { return vf{} + a; }
+// The lanes summed pairwise (halves, then halves of those): a fixed order, so every caller
+// gets the same bits for the same lanes, in log2(kLanes) vector additions.
+typedef float vf8 __attribute__((vector_size(32)));
+typedef float vf4 __attribute__((vector_size(16)));
 inline float hsum(vf v) {
-  float sum = 0.0f;
-  for (int64_t i = 0; i < kLanes; ++i) sum += v[i];
-  return sum;
+#ifdef __AVX512F__
+  const vf8 eight = __builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7) +
+                    __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15);
+#else
+  const vf8 eight = v;
+#endif
+  const vf4 four = __builtin_shufflevector(eight, eight, 0, 1, 2, 3) + __builtin_shufflevector(eight, eight, 4, 5, 6, 7);
+  const vf4 two = four + __builtin_shufflevector(four, four, 2, 3, 0, 1);
+  return two[0] + two[1];
 }
 
 inline float dot(const float* a, const float* b, int64_t n) {
