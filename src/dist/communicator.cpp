@@ -32,6 +32,19 @@ void check(int code, const char* what) {
 // MPI counts are int: large buffers go in pieces.
 constexpr size_t kMaxPiece = size_t{1} << 30;
 
+// Starts in-place reductions of `count` elements of `width` bytes over all ranks, in pieces
+// an int can count, adding their requests to `requests`.
+void start_allreduce(void* values, size_t count, size_t width, MPI_Datatype type, MPI_Op op, const char* what,
+                     std::vector<MPI_Request>& requests) {
+  for (size_t begin = 0; begin < count; begin += kMaxPiece) {
+    MPI_Request request;
+    check(MPI_Iallreduce(MPI_IN_PLACE, static_cast<char*>(values) + begin * width,
+                         static_cast<int>(std::min(kMaxPiece, count - begin)), type, op, MPI_COMM_WORLD, &request),
+          what);
+    requests.push_back(request);
+  }
+}
+
 // Sends posted by Communicator::send and not yet waited for (the communicator is one per process).
 std::vector<MPI_Request>& pending_sends() {
   static std::vector<MPI_Request> requests;
@@ -109,27 +122,15 @@ void Communicator::allreduce(void* values, size_t count, Element element, Reduct
   const MPI_Datatype type = element == Element::kFloat    ? MPI_FLOAT
                             : element == Element::kDouble ? MPI_DOUBLE
                                                           : MPI_INT64_T;
-  const size_t width = element == Element::kFloat ? 4 : 8;
-  for (size_t begin = 0; begin < count; begin += kMaxPiece) {
-    MPI_Request request;
-    check(MPI_Iallreduce(MPI_IN_PLACE, static_cast<char*>(values) + begin * width,
-                         static_cast<int>(std::min(kMaxPiece, count - begin)), type,
-                         reduction == Reduction::kSum ? MPI_SUM : MPI_MAX, MPI_COMM_WORLD, &request),
-          what);
-    wait(&request, what);
-  }
+  std::vector<MPI_Request> requests;
+  start_allreduce(values, count, element == Element::kFloat ? 4 : 8, type,
+                  reduction == Reduction::kSum ? MPI_SUM : MPI_MAX, what, requests);
+  for (MPI_Request& request : requests) wait(&request, what);
 }
 
 void Communicator::start_allreduce_sum(std::span<double> values, const char* what) {
   if (size_ == 1) return;
-  for (size_t begin = 0; begin < values.size(); begin += kMaxPiece) {
-    MPI_Request request;
-    check(MPI_Iallreduce(MPI_IN_PLACE, values.data() + begin,
-                         static_cast<int>(std::min(kMaxPiece, values.size() - begin)), MPI_DOUBLE, MPI_SUM,
-                         MPI_COMM_WORLD, &request),
-          what);
-    pending_reductions().push_back(request);
-  }
+  start_allreduce(values.data(), values.size(), sizeof(double), MPI_DOUBLE, MPI_SUM, what, pending_reductions());
 }
 
 void Communicator::progress(const char* what) {

@@ -40,11 +40,15 @@ void GradientSum::add_range(size_t begin, size_t end) {
             [&](size_t b, size_t e) { add_and_clear(&sequence_[begin + b], &sum_[begin + b], e - b); });
 }
 
-void GradientSum::flush() {
-  add_range(0, sequence_.size());
+void GradientSum::add_mtp_embed_share() {
   in_blocks(pool_, mtp_embed_.size(), [&](size_t begin, size_t end) {
     add_and_clear(&mtp_embed_[begin], &sum_[embed_offset_ + begin], end - begin);
   });
+}
+
+void GradientSum::flush() {
+  add_range(0, sequence_.size());
+  add_mtp_embed_share();
 }
 
 void GradientSum::flush_range(float* begin, int64_t count) {
@@ -68,9 +72,7 @@ void GradientSum::reduce(Communicator& comm) {
   for (const auto& [begin, end] : early_)
     if (!mtp_embed_.empty() && begin < embed_offset_ + mtp_embed_.size() && embed_offset_ < end)
       fail("the embedding gradient was summed before the MTP module's share was added");
-  in_blocks(pool_, mtp_embed_.size(), [&](size_t begin, size_t end) {
-    add_and_clear(&mtp_embed_[begin], &sum_[embed_offset_ + begin], end - begin);
-  });
+  add_mtp_embed_share();
   // Then the gaps between the early ranges.
   size_t next = 0;
   early_.emplace_back(sum_.size(), sum_.size());

@@ -44,6 +44,7 @@ class GradientSum {
 
  private:
   void add_range(size_t begin, size_t end);  // sum += sequence, sequence = 0 over [begin, end)
+  void add_mtp_embed_share();                // the MTP module's embedding gradient into the embedding's sum
 
   ThreadPool& pool_;
   std::vector<float> sequence_, mtp_embed_;
