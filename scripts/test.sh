@@ -12,7 +12,8 @@ cmake -S . -B build -DDSV3_WERROR=ON
 cmake --build build -j"$jobs"
 ctest --test-dir build --output-on-failure -j"$jobs"
 
-# Everything again under the sanitizers: the loaders parse untrusted files.
-cmake -S . -B build-asan -DDSV3_WERROR=ON -DDSV3_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
+# Everything again under the sanitizers: the loaders parse untrusted files. -O1, as the
+# sanitizers' documentation advises: at -O0 the tests took twice as long (704 s vs 361 s).
+cmake -S . -B build-asan -DDSV3_WERROR=ON -DDSV3_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-g -O1"
 cmake --build build-asan -j"$jobs"
 ctest --test-dir build-asan --output-on-failure -j"$jobs"
