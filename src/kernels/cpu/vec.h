@@ -36,19 +36,6 @@ inline float hsum(vf v) {
   return two[0] + two[1];
 }
 
-inline float dot(const float* a, const float* b, int64_t n) {
-  vf acc0 = {}, acc1 = {};
-  int64_t i = 0;
-  for (; i + 2 * kLanes <= n; i += 2 * kLanes) {
-    acc0 += load(a + i) * load(b + i);
-    acc1 += load(a + i + kLanes) * load(b + i + kLanes);
-  }
-  for (; i + kLanes <= n; i += kLanes) acc0 += load(a + i) * load(b + i);
-  float sum = hsum(acc0 + acc1);
-  for (; i < n; ++i) sum += a[i] * b[i];
-  return sum;
-}
-
 // y[i] += a * x[i]
 inline void axpy(float a, const float* x, float* y, int64_t n) {
   int64_t i = 0;
