@@ -436,9 +436,7 @@ bool q8_0_dot_block(const Matrix& W, int64_t r0, const uint16_t* xb, float* y, i
   return true;
 }
 
-// Rows [r0, row_end) of FP8 (rows a multiple of 128 long) or Q8_0 (of 64) weights, as far as
-// whole blocks of 4 rows go; returns the first row not done. One token takes 8 rows at a
-// time (more row streams in flight). Q8_0 blocks holding -128 are left to the caller.
+// One block of rows of either kind; false when a Q8_0 block holds -128.
 template <DType kType, int64_t kTokens, int64_t kRows>
 bool lookup_dot_block(const Matrix& W, int64_t r0, const uint16_t* xb, float* y, int64_t y_stride) {
   if constexpr (kType == DType::F8_E4M3) {
@@ -449,6 +447,9 @@ bool lookup_dot_block(const Matrix& W, int64_t r0, const uint16_t* xb, float* y,
   }
 }
 
+// Rows [r0, row_end) of FP8 (rows a multiple of 128 long) or Q8_0 (of 64) weights, as far as
+// whole blocks of 4 rows go; returns the first row not done. One token takes 8 rows at a
+// time (more row streams in flight). Q8_0 blocks holding -128 are left to the caller.
 template <DType kType>
 int64_t lookup_dot_product(const Matrix& W, int64_t r0, int64_t row_end, const uint16_t* xb, int64_t T, float* y,
                            int64_t y_stride) {
