@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 #include "tensor/dtype.h"
 #include "tensor/matrix.h"
@@ -22,7 +23,10 @@ void quantize_fp8(const float* x, int64_t rows, int64_t cols, int64_t rows_per_s
       float amax = 0.0f;
       for (int64_t r = r0; r < r1; ++r)
         for (int64_t c = c0; c < c1; ++c) amax = std::max(amax, std::fabs(x[r * cols + c]));
-      const float scale = amax > 0.0f ? amax / kE4M3Max : 1.0f;
+      // A group of tiny values (a token's gradient through a near-zero routing weight) would
+      // get a subnormal scale, or 0 (then 0 / 0 = NaN): the scale stays a normal number, and
+      // such a group keeps fewer significant bits instead.
+      const float scale = amax > 0.0f ? std::max(amax / kE4M3Max, std::numeric_limits<float>::min()) : 1.0f;
       scales[gr * group_cols + gc] = scale;
       float quotients[kGroupCols];
       for (int64_t r = r0; r < r1; ++r) {

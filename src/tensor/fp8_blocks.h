@@ -11,7 +11,7 @@ namespace dsv3 {
 
 // x: [rows][cols] FP32. q: [rows][cols] E4M3 codes. scales: [ceil(rows/rows_per_scale)][ceil(cols/128)].
 // A partial edge group's scale comes from its own elements (as if zero-padded); an
-// all-zero group gets scale 1.
+// all-zero group gets scale 1; scales below FP32's smallest normal number are raised to it.
 void quantize_fp8(const float* x, int64_t rows, int64_t cols, int64_t rows_per_scale, uint8_t* q, float* scales);
 
 // The release's 128x128 weight blocks.

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <limits>
 #include <random>
 
 #include "tensor/fp8.h"
@@ -86,6 +87,31 @@ TEST(Fp8GemmTest, QuantisedValuesKeepTheirGroupsAmaxAndZeroGroups) {
         EXPECT_LE(std::fabs(back[static_cast<size_t>(r * 260 + c)] - x[static_cast<size_t>(r * 260 + c)]),
                   std::max(std::fabs(x[static_cast<size_t>(r * 260 + c)]) / 16, amax / 448 / 1024));
     }
+}
+
+// Found in training (gradients through near-zero routing weights): amax / 448 below FP32's
+// normal range was a subnormal scale or 0, and 0 / 0 turned the group's zeros into NaN.
+TEST(Fp8GemmTest, TinyGroupsStayFiniteAndKeepTheirSigns) {
+  for (float amax : {1e-36f, 1e-41f, 1e-44f, std::numeric_limits<float>::denorm_min()}) {
+    std::vector<float> x(130, 0.0f);
+    x[3] = amax;
+    x[7] = -amax / 2;
+    x[129] = -amax;  // alone in a partial group
+    Fp8Tensor t;
+    t.quantize(x.data(), 1, 130, 1);
+    for (float s : t.scales) EXPECT_GE(s, std::numeric_limits<float>::min()) << amax;
+    const std::vector<float> back = t.dequantize();
+    for (size_t c = 0; c < x.size(); ++c) {
+      ASSERT_TRUE(std::isfinite(back[c])) << amax << " column " << c;
+      // The scale is FLT_MIN at most 448 times too large: values keep their sign and size to
+      // E4M3's subnormal step times the scale.
+      EXPECT_LE(std::fabs(back[c] - x[c]), std::max(std::fabs(x[c]) / 16, std::numeric_limits<float>::min() / 512))
+          << amax << " column " << c;
+      if (x[c] != 0.0f && std::fabs(x[c]) >= std::numeric_limits<float>::min() / 256) {
+        EXPECT_EQ(std::signbit(back[c]), std::signbit(x[c])) << amax << " column " << c;
+      }
+    }
+  }
 }
 
 }  // namespace
