@@ -288,6 +288,8 @@ std::string train(const TrainOptions& o) {
   auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(); };
   double last_report = -1e9;
   int64_t saved_step = o.resume ? step : -1;
+  constexpr int64_t kMaxSkippedSteps = 5;
+  int64_t skipped_in_a_row = 0;
   const int64_t experts = config.n_routed_experts;
   int64_t moe_layers_with_mtp = config.has_mtp() ? 1 : 0;
   for (const auto& layer : w.layers) moe_layers_with_mtp += layer.is_moe;
@@ -332,10 +334,21 @@ std::string train(const TrainOptions& o) {
       norm_sq += double(x) * x;
     }
     const double grad_norm = std::sqrt(norm_sq);
-    if (grad_norm > o.clip)
-      for (float& x : grads) x *= static_cast<float>(o.clip / grad_norm);
     const double lr = learning_rate(step, o.warmup, o.steps, o.lr, o.final_lr);
-    adam.step(params.data(), grads.data(), lr);
+    // A non-finite gradient (an overflow, a NaN on the way) would make every weight NaN, even
+    // at learning rate 0: the update is skipped, and a run that keeps producing them stops.
+    // (Every rank holds the same summed gradient, so all skip or stop together.)
+    const bool skipped = !std::isfinite(grad_norm);
+    if (skipped) {
+      std::fprintf(stderr, "train: step %lld: the gradient is not finite (loss %.4f); update skipped\n",
+                   (long long)(step + 1), loss);
+      ++skipped_in_a_row;
+    } else {
+      skipped_in_a_row = 0;
+      if (grad_norm > o.clip)
+        for (float& x : grads) x *= static_cast<float>(o.clip / grad_norm);
+      adam.step(params.data(), grads.data(), lr);
+    }
 
     // Auxiliary-loss-free balancing: overloaded experts' bias down by gamma, underloaded up.
     const int64_t moe_layers = experts ? static_cast<int64_t>(counts.size()) / experts : 0;
@@ -363,6 +376,7 @@ std::string train(const TrainOptions& o) {
                   {"maxvio", maxvio_mean},
                   {"maxvio_max", maxvio_max}, {"lr", lr}, {"grad_norm", grad_norm}, {"tokens_per_s", tokens_per_s},
                   {"expert_load", loads}};
+    if (skipped) entry["skipped"] = true;
     if (o.ep > 1) {  // the expert exchanges' traffic over all ranks (training sequences only)
       const auto traffic = model.take_dispatch_stats();
       std::array<int64_t, 2> sums{traffic.rows_out, traffic.bytes_out};
@@ -391,6 +405,11 @@ std::string train(const TrainOptions& o) {
       model.take_dispatch_stats();
       comm.allreduce_sum(val, "summing the validation loss");
       entry["val_loss"] = val[0] / double(count);
+    }
+    if (skipped_in_a_row == kMaxSkippedSteps) {  // on every rank: they sum the same gradient
+      if (comm.is_root()) log << entry.dump() << "\n" << std::flush;
+      fail("the gradient was not finite in ", kMaxSkippedSteps, " steps in a row (steps ", step + 2 - kMaxSkippedSteps,
+           "-", step + 1, "; no update was applied in them, see ", log_path.string(), ")");
     }
     if (!comm.is_root()) {
       if (last) {

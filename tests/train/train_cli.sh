@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # dsv3 train end to end on a tiny model: the loss falls well below the unigram entropy of
 # the data, a resumed run continues bit-exactly (same losses, same weights), the checkpoint
-# loads in the inference engine, aux-free balancing lowers MaxVio where `none` does not, and a
-# run killed at any moment keeps a loadable checkpoint.    usage: train_cli.sh PATH_TO_DSV3 WORK_DIR
+# loads in the inference engine, aux-free balancing lowers MaxVio where `none` does not, a
+# run killed at any moment keeps a loadable checkpoint, and non-finite gradients skip updates.
+#   usage: train_cli.sh PATH_TO_DSV3 WORK_DIR
 set -euo pipefail
 dsv3=$1
 work=$2
@@ -119,4 +120,12 @@ for attempt in 1 2 3 4 5 6; do
 done
 "$dsv3" train "${common[@]}" --out "$work/killed" --steps 1 --resume 2>/dev/null
 echo "killed 6 times: latest stayed loadable and the run resumed"
-echo "5 passed, 0 failed"
+
+# 6. A gradient that is not finite (here every one: weights of std 1e30 overflow the forward)
+#    skips its update; five in a row stop the run with an error naming the steps.
+if "$dsv3" train "${common[@]/0.02/1e30}" --out "$work/overflow" --steps 20 --save-every 0 2>"$work/overflow.log"; then
+  echo "FAIL: a run of non-finite gradients did not stop"; exit 1
+fi
+grep -q "not finite in 5 steps in a row (steps 1-5" "$work/overflow.log" || { cat "$work/overflow.log"; exit 1; }
+[ "$(grep -c '"skipped":true' "$work/overflow/metrics.jsonl")" = 5 ] || { echo "FAIL: skipped steps not logged"; exit 1; }
+echo "6 passed, 0 failed"
