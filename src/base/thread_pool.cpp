@@ -1,8 +1,36 @@
 #include "base/thread_pool.h"
 
 #include <algorithm>
+#include <chrono>
 
 namespace dsv3 {
+
+namespace {
+
+// How long an idle worker spins before it sleeps.
+constexpr auto kSpinTime = std::chrono::microseconds(200);
+
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#else
+  std::this_thread::yield();
+#endif
+}
+
+// Waits until done(): spinning first, then yielding the core (another process, or a worker
+// the OS has not scheduled, may need it).
+template <class Done>
+void spin_until(const Done& done) {
+  for (int i = 0; !done(); ++i)
+    if (i < 4096) {
+      cpu_relax();
+    } else {
+      std::this_thread::yield();
+    }
+}
+
+}  // namespace
 
 ThreadPool::ThreadPool(size_t threads) {
   if (threads == 0) threads = std::max(1u, std::thread::hardware_concurrency());
@@ -18,27 +46,27 @@ ThreadPool::~ThreadPool() {
   for (auto& w : workers_) w.join();
 }
 
-// Takes tasks until none are left; the lock is held between tasks, dropped while one runs.
-void ThreadPool::run_tasks(std::unique_lock<std::mutex>& lock) {
-  while (next_task_ < task_count_) {
-    size_t i = next_task_++;
-    const TaskRef task = task_;
-    lock.unlock();
-    task(i);
-    lock.lock();
-  }
+void ThreadPool::run_tasks() {
+  for (size_t i; (i = next_task_.fetch_add(1, std::memory_order_relaxed)) < task_count_;) task_(i);
 }
 
 void ThreadPool::worker_loop() {
-  size_t seen_generation = 0;
-  std::unique_lock lock(mutex_);
+  uint64_t seen = 0;
   for (;;) {
-    wake_.wait(lock, [&] { return stopping_ || generation_ != seen_generation; });
-    if (stopping_) return;
-    seen_generation = generation_;
-    ++busy_workers_;
-    run_tasks(lock);
-    if (--busy_workers_ == 0) done_.notify_all();
+    const auto idle_since = std::chrono::steady_clock::now();
+    for (int i = 0; generation_.load() == seen && !stopping_.load(); ++i) {
+      cpu_relax();
+      if (i % 256 == 255 && std::chrono::steady_clock::now() - idle_since > kSpinTime) {
+        std::unique_lock lock(mutex_);
+        ++sleepers_;  // before the check below: run() either sees a sleeper or we see its loop
+        wake_.wait(lock, [&] { return generation_.load() != seen || stopping_.load(); });
+        --sleepers_;
+      }
+    }
+    if (stopping_.load()) return;
+    seen = generation_.load();
+    run_tasks();
+    active_.fetch_sub(1, std::memory_order_release);
   }
 }
 
@@ -47,14 +75,17 @@ void ThreadPool::run(size_t n, TaskRef task) {
     for (size_t i = 0; i < n; ++i) task(i);
     return;
   }
-  std::unique_lock lock(mutex_);
   task_ = task;
   task_count_ = n;
-  next_task_ = 0;
-  ++generation_;
-  wake_.notify_all();
-  run_tasks(lock);
-  done_.wait(lock, [&] { return busy_workers_ == 0; });
+  next_task_.store(0, std::memory_order_relaxed);
+  active_.store(workers_.size(), std::memory_order_relaxed);
+  generation_.fetch_add(1);  // publishes the stores above (sequentially consistent)
+  if (sleepers_.load() > 0) {
+    std::lock_guard lock(mutex_);  // a sleeper is either waiting or about to check again
+    wake_.notify_all();
+  }
+  run_tasks();
+  spin_until([&] { return active_.load(std::memory_order_acquire) == 0; });
   task_ = {};
   task_count_ = 0;
 }

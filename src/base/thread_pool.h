@@ -6,8 +6,10 @@
 // write disjoint outputs, and each task computes in a fixed order.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstddef>
+#include <cstdint>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -41,18 +43,24 @@ class ThreadPool {
   };
   void run(size_t n, TaskRef task);
   void worker_loop();
-  void run_tasks(std::unique_lock<std::mutex>& lock);
+  void run_tasks();
 
   std::vector<std::thread> workers_;
-  std::mutex mutex_;
-  std::condition_variable wake_;
-  std::condition_variable done_;
+  // A loop: its task and count, published by the generation's increment; every worker takes
+  // part in every generation and checks out through active_, so none can touch a loop's
+  // state after run() returned.
   TaskRef task_{};
   size_t task_count_ = 0;
-  size_t next_task_ = 0;
-  size_t busy_workers_ = 0;
-  size_t generation_ = 0;
-  bool stopping_ = false;
+  std::atomic<size_t> next_task_{0};
+  std::atomic<size_t> active_{0};
+  std::atomic<uint64_t> generation_{0};
+  // Idle workers spin a while before they sleep: a decoded token runs a loop every few tens of
+  // microseconds, about what waking a sleeping thread costs (the loop would be over before
+  // the worker joined it). sleepers_ tells run() whether anyone needs waking.
+  std::atomic<size_t> sleepers_{0};
+  std::atomic<bool> stopping_{false};
+  std::mutex mutex_;
+  std::condition_variable wake_;
 };
 
 }  // namespace dsv3

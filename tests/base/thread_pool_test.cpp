@@ -3,6 +3,10 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
+#include <mutex>
+#include <set>
+#include <thread>
 #include <vector>
 
 namespace dsv3 {
@@ -25,6 +29,28 @@ TEST(ThreadPoolTest, ManySmallRoundsInARow) {
   std::atomic<long> total{0};
   for (int round = 0; round < 2000; ++round) pool.parallel_for(5, [&](size_t i) { total += long(i); });
   EXPECT_EQ(total.load(), 2000L * 10);
+}
+
+// Idle workers spin a while, then sleep: loops after pauses longer than the spin must wake
+// them (every task still runs once, and the workers take part, not only the caller).
+TEST(ThreadPoolTest, SleepingWorkersWakeForTheNextLoop) {
+  ThreadPool pool(3);
+  std::mutex mutex;
+  std::set<std::thread::id> threads;
+  for (int round = 0; round < 20; ++round) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    std::vector<std::atomic<int>> hits(6);
+    pool.parallel_for(hits.size(), [&](size_t i) {
+      {
+        std::lock_guard lock(mutex);
+        threads.insert(std::this_thread::get_id());
+      }
+      std::this_thread::sleep_for(std::chrono::microseconds(500));
+      hits[i]++;
+    });
+    for (auto& h : hits) ASSERT_EQ(h.load(), 1) << "round " << round;
+  }
+  EXPECT_GT(threads.size(), 1u);
 }
 
 }  // namespace
