@@ -146,6 +146,17 @@ template <DType kType>
 constexpr int64_t kColsPerLine = kType == DType::F32 ? 16 : kType == DType::BF16 ? 32 : 64;
 constexpr int64_t kPrefetchAhead = 512;  // bytes; measured: 512 beats 1024 and 2048
 
+// Each row of a block is a short stream (the hardware prefetcher stops at page ends, and a
+// small matrix's rows are a few lines long): for each line consumed at byte `offset` of a row,
+// the line kPrefetchAhead bytes further is requested, or past the row's end the line as far
+// into the same row of the next block (a block's rows are consecutive in memory), so that
+// the next block's rows are on their way when it starts rather than missed all at once.
+inline void prefetch_ahead(const void* row_start, int64_t offset, int64_t row_bytes, int64_t block_rows) {
+  const int64_t ahead = offset + kPrefetchAhead;
+  __builtin_prefetch(static_cast<const uint8_t*>(row_start) +
+                     (ahead < row_bytes ? ahead : ahead - row_bytes + block_rows * row_bytes));
+}
+
 // Returns false, with y untouched, when FP8 rows hold a NaN code (which decode_lanes would
 // turn into a number): the tile path then computes the block.
 template <int64_t kTokens, DType kType>
@@ -153,9 +164,12 @@ bool direct_block(const Matrix& W, int64_t r0, int64_t c0, int64_t len, const fl
                   int64_t y_stride) {
   constexpr int64_t kBlocks = kColBlock / kFp8BlockSize;
   const void* rows[kRowBlock];
+  const uint8_t* row_starts[kRowBlock];
+  const int64_t row_bytes = static_cast<int64_t>(W.row_bytes());  // (a call: kept out of the loop)
   vf folded[kRowBlock][kBlocks] = {};  // broadcast here: in the loop it would cost a shuffle per use
   for (int64_t r = 0; r < kRowBlock; ++r) {
-    const uint8_t* row = static_cast<const uint8_t*>(W.data) + static_cast<size_t>(r0 + r) * W.row_bytes();
+    const uint8_t* row = static_cast<const uint8_t*>(W.data) + (r0 + r) * row_bytes;
+    row_starts[r] = row;
     if constexpr (kType == DType::Q8_0) {
       rows[r] = row + static_cast<size_t>(c0 / kQ8_0BlockValues) * kQ8_0BlockBytes;
     } else {
@@ -170,11 +184,9 @@ bool direct_block(const Matrix& W, int64_t r0, int64_t c0, int64_t len, const fl
   vf acc[kTokens][kRowBlock] = {};
   vi8 nan_flags = {};
   for (int64_t c = 0; c < len_vec; c += kLanes) {
-    // Each row is a short stream (the hardware prefetcher stops at page ends): one cache line
-    // requested kPrefetchAhead bytes ahead for each line consumed.
     if (c % kColsPerLine<kType> == 0)
       for (int64_t r = 0; r < kRowBlock; ++r)
-        __builtin_prefetch(static_cast<const uint8_t*>(rows[r]) + c * 64 / kColsPerLine<kType> + kPrefetchAhead);
+        prefetch_ahead(row_starts[r], (c0 + c) * 64 / kColsPerLine<kType>, row_bytes, kRowBlock);
     if constexpr (kType == DType::F8_E4M3) {
       if (c % 64 == 0)
         for (int64_t r = 0; r < kRowBlock; ++r) {
@@ -260,7 +272,7 @@ void bf16_dot_block(const Matrix& W, int64_t r0, const uint16_t* xb, float* y, i
   for (int64_t c = 0; c < len_vec; c += 32) {
     __m512i w[kRowBlock];
     for (int64_t r = 0; r < kRowBlock; ++r) {
-      __builtin_prefetch(rows[r] + c + kPrefetchAhead / 2);
+      prefetch_ahead(rows[r], c * 2, cols * 2, kRowBlock);
       w[r] = _mm512_loadu_si512(rows[r] + c);
     }
     for (int64_t i = 0; i < kTokens; ++i) {
@@ -365,7 +377,7 @@ void fp8_dot_block(const Matrix& W, int64_t r0, const uint16_t* xb, float* y, in
     for (int64_t c = c0; c < c0 + kFp8BlockSize; c += 64) {
       __m512i first[kRows], second[kRows];
       for (int64_t r = 0; r < kRows; ++r) {
-        __builtin_prefetch(rows[r] + c + kPrefetchAhead);
+        prefetch_ahead(rows[r], c, cols, kRows);
         const __m512i codes = _mm512_loadu_si512(rows[r] + c);
         bf16_lookup(tables, codes, codes, first[r], second[r]);
       }
@@ -396,7 +408,8 @@ bool q8_0_dot_block(const Matrix& W, int64_t r0, const uint16_t* xb, float* y, i
   const Bf16ByteTables& tables = int7_tables();
   const int64_t cols = W.cols;
   const uint8_t* rows[kRows];
-  for (int64_t r = 0; r < kRows; ++r) rows[r] = static_cast<const uint8_t*>(W.data) + (r0 + r) * W.row_bytes();
+  const int64_t row_bytes = static_cast<int64_t>(W.row_bytes());  // (a call: kept out of the loop)
+  for (int64_t r = 0; r < kRows; ++r) rows[r] = static_cast<const uint8_t*>(W.data) + (r0 + r) * row_bytes;
   __m512 acc[kTokens][kRows];
   for (auto& token : acc)
     for (__m512& a : token) a = _mm512_setzero_ps();
@@ -406,8 +419,9 @@ bool q8_0_dot_block(const Matrix& W, int64_t r0, const uint16_t* xb, float* y, i
     __m512 scale[kRows];
     for (int64_t r = 0; r < kRows; ++r) {
       const uint8_t* blocks = rows[r] + c / kQ8_0BlockValues * kQ8_0BlockBytes;
-      __builtin_prefetch(blocks + kPrefetchAhead);
-      __builtin_prefetch(blocks + kPrefetchAhead + 64);
+      const int64_t offset = c / kQ8_0BlockValues * kQ8_0BlockBytes;
+      prefetch_ahead(rows[r], offset, row_bytes, kRows);
+      prefetch_ahead(rows[r], offset + 64, row_bytes, kRows);
       const __m512i values = _mm512_maskz_inserti64x4(0xFF,
           _mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blocks + 2))),
           _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blocks + kQ8_0BlockBytes + 2)), 1);
