@@ -113,6 +113,7 @@ void prefill_shapes(benchmark::internal::Benchmark* b) {
 
 BENCHMARK_CAPTURE(many_tokens, bf16, DType::BF16, MatmulInput::kF32)->Apply(prefill_shapes);
 BENCHMARK_CAPTURE(many_tokens, fp8, DType::F8_E4M3, MatmulInput::kF32)->Apply(prefill_shapes);
+BENCHMARK_CAPTURE(many_tokens, q8_0, DType::Q8_0, MatmulInput::kF32)->Apply(prefill_shapes);
 // With BF16 activations: AMX tiles where the CPU has them.
 BENCHMARK_CAPTURE(many_tokens, bf16_bf16x, DType::BF16, MatmulInput::kBF16)->Apply(prefill_shapes);
 BENCHMARK_CAPTURE(many_tokens, fp8_bf16x, DType::F8_E4M3, MatmulInput::kBF16)->Apply(prefill_shapes);

@@ -24,6 +24,7 @@ using simd::vf;
 using simd::broadcast;
 
 typedef uint32_t vu32 __attribute__((vector_size(kLanes * 4)));
+typedef int32_t vi32 __attribute__((vector_size(kLanes * 4)));
 
 inline vf bits_to_vf(vu32 bits) {
   vf f;
@@ -31,16 +32,11 @@ inline vf bits_to_vf(vu32 bits) {
   return f;
 }
 
-// kLanes unsigned integers widened to 32 bits. (GCC 12 scalarises __builtin_convertvector
+// kLanes unsigned 16-bit integers widened to 32 bits. (GCC 12 scalarises __builtin_convertvector
 // from 8- and 16-bit lanes; a plain loop it vectorises, the AVX-512 intrinsic is one instruction.)
-template <typename U>
-inline vu32 widen(const U* p) {
+inline vu32 widen(const uint16_t* p) {
 #ifdef __AVX512F__
-  if constexpr (sizeof(U) == 1) {
-    return reinterpret_cast<vu32>(_mm512_maskz_cvtepu8_epi32(0xffff, _mm_loadu_si128(reinterpret_cast<const __m128i*>(p))));
-  } else {
-    return reinterpret_cast<vu32>(_mm512_maskz_cvtepu16_epi32(0xffff, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))));
-  }
+  return reinterpret_cast<vu32>(_mm512_maskz_cvtepu16_epi32(0xffff, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))));
 #else
   uint32_t w[kLanes];
   for (int64_t i = 0; i < kLanes; ++i) w[i] = p[i];
@@ -114,14 +110,12 @@ inline vf decode_lanes(const void* row, int64_t c, vf folded) {
   } else if constexpr (kType == DType::BF16) {
     return bits_to_vf(widen(static_cast<const uint16_t*>(row) + c) << 16);
   } else if constexpr (kType == DType::Q8_0) {
-    // d * q as decode_q8_0 computes it; q (int8) made exact in FP32 without a conversion
-    // instruction: 2^23 + (q + 128) in the mantissa, minus 2^23 + 128. kLanes divides the block.
+    // d * q as decode_q8_0 computes it (q exact in FP32). kLanes divides the block.
     const uint8_t* block = static_cast<const uint8_t*>(row) + (c / kQ8_0BlockValues) * kQ8_0BlockBytes;
     _Float16 d;  // converted inline (F16C), where f16_to_f32 is a call
     std::memcpy(&d, block, 2);
-    const vu32 q = widen(block + 2 + c % kQ8_0BlockValues);
-    const vf value = bits_to_vf((q ^ 0x80u) + 0x4B000000u) - broadcast(8388736.0f);
-    return broadcast(static_cast<float>(d)) * value;
+    const vi32 q = reinterpret_cast<vi32>(widen_signed(reinterpret_cast<const int8_t*>(block) + 2 + c % kQ8_0BlockValues));
+    return broadcast(static_cast<float>(d)) * __builtin_convertvector(q, vf);
   } else {
     // Matrix::decode_row's bits in three operations: the code sign-extended and shifted puts
     // exponent and mantissa in FP32's fields under copies of the sign, of which the mask keeps
