@@ -63,7 +63,7 @@ void Model::attention(const AttentionWeights& w, const float* xn, int64_t T, std
     const Matrix w_value = w.kv_b.row_slice(h * (nope + v_dim) + nope, v_dim);
     float* ql = q_latent + h * T * rank;
     float* ol = o_latent + h * T * rank;
-    matmul_transposed(w_key, qh, heads * qk, T, ql);
+    matmul_transposed(w_key, qh, heads * qk, T, ql, w_key.cols);
     int64_t first = 0;  // the slice's first row
     for (const SequenceSlice& s : slices) {
       latent_attention_head({ql + first * rank, rank, qh + first * heads * qk + nope, heads * qk}, s.count,

@@ -111,17 +111,20 @@ TEST_P(MatmulTest, TransposedProductOfARowSliceMatchesDoublePrecision) {
   const int64_t rows = 300, cols = 140, T = 6, begin = 133, count = 150;  // slice crosses an FP8 block edge
   StoredMatrix m = make_matrix(GetParam(), rows, cols, 5);
   std::vector<float> x = random_input(T * count, 3);
-  std::vector<float> y(static_cast<size_t>(T * cols), NAN);
-  matmul_transposed(m.view.row_slice(begin, count), x.data(), count, T, y.data());
-  for (int64_t t = 0; t < T; ++t)
-    for (int64_t c = 0; c < cols; ++c) {
-      double exact = 0, abs_sum = 0;
-      for (int64_t r = 0; r < count; ++r) {
-        exact += x[t * count + r] * m.values[(begin + r) * cols + c];
-        abs_sum += std::fabs(x[t * count + r] * m.values[(begin + r) * cols + c]);
+  for (int64_t used : {cols, int64_t{70}, int64_t{5}}) {  // all columns, or the first ones (y is [T][used])
+    std::vector<float> y(static_cast<size_t>(T * used + 1), NAN);
+    matmul_transposed(m.view.row_slice(begin, count), x.data(), count, T, y.data(), used);
+    EXPECT_TRUE(std::isnan(y.back())) << "wrote past [T][" << used << "]";
+    for (int64_t t = 0; t < T; ++t)
+      for (int64_t c = 0; c < used; ++c) {
+        double exact = 0, abs_sum = 0;
+        for (int64_t r = 0; r < count; ++r) {
+          exact += x[t * count + r] * m.values[(begin + r) * cols + c];
+          abs_sum += std::fabs(x[t * count + r] * m.values[(begin + r) * cols + c]);
+        }
+        expect_close(y[t * used + c], exact, abs_sum, count);
       }
-      expect_close(y[t * cols + c], exact, abs_sum, count);
-    }
+  }
 }
 
 TEST_P(MatmulTest, ResultDoesNotDependOnThreadCount) {

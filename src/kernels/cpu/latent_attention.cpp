@@ -12,20 +12,20 @@ constexpr int64_t kQueryBlock = 16;  // queries whose scores are computed in one
 }  // namespace
 
 int64_t latent_attention_scratch_floats(int64_t rank, int64_t rope, int64_t T, int64_t visible) {
-  return std::min(kQueryBlock, T) * (2 * (rank + rope) + visible);
+  return std::min(kQueryBlock, T) * (rank + rope + visible);
 }
 
 void latent_attention_head(const LatentQueries& q, int64_t T, int64_t first_pos, const float* cache, int64_t rank,
                            int64_t rope, float scale, float* scratch, float* out) {
   // A block of queries at a time: their scores against every row the block's last query sees
   // in one matrix product, a softmax per query (rows it must not see get probability 0), then
-  // their outputs as one product of the probabilities with the cache rows. The products sum
+  // their outputs as one product of the probabilities with the cache rows' latent part (the
+  // rope columns only score). The products sum
   // each score and each output in an order that does not depend on the block, so a query's
   // result does not depend on how many others share the pass.
   const int64_t row = rank + rope, block = std::min(kQueryBlock, T);
   float* queries = scratch;                           // [block][latent | rope]
   float* scores = queries + block * row;              // [block][visible]
-  float* values = scores + block * (first_pos + T);   // [block][row]
   for (int64_t t0 = 0; t0 < T; t0 += block) {
     const int64_t n = std::min(block, T - t0), visible = first_pos + t0 + n;
     for (int64_t i = 0; i < n; ++i) {
@@ -44,8 +44,7 @@ void latent_attention_head(const LatentQueries& q, int64_t T, int64_t first_pos,
       for (int64_t s = 0; s < seen; ++s) p[s] /= sum;
       std::fill(p + seen, p + visible, 0.0f);
     }
-    matmul_transposed(rows, scores, visible, n, values);
-    for (int64_t i = 0; i < n; ++i) std::copy_n(values + i * row, rank, out + (t0 + i) * rank);
+    matmul_transposed(rows, scores, visible, n, out + t0 * rank, rank);
   }
 }
 

@@ -654,15 +654,15 @@ void matmul_batch(std::span<const MatmulJob> jobs, ThreadPool& pool, MatmulInput
   });
 }
 
-void matmul_transposed(const Matrix& W, const float* x, int64_t x_stride, int64_t T, float* y) {
+void matmul_transposed(const Matrix& W, const float* x, int64_t x_stride, int64_t T, float* y, int64_t cols) {
   // Column strips of kStripCols, rows in runs of kRunRows (decoded first unless F32 and
   // whole), tokens in fours: each y element is one FMA chain over r = 0, 1, ... whatever
   // the blocking, so a token's result does not depend on the others.
   constexpr int64_t kRunRows = 128;
-  if (W.rows == 0) return std::fill(y, y + T * W.cols, 0.0f);
+  if (W.rows == 0) return std::fill(y, y + T * cols, 0.0f);
   alignas(64) float decoded[kRunRows * kStripCols];
-  for (int64_t c0 = 0; c0 < W.cols; c0 += kStripCols) {
-    const int64_t width = std::min(kStripCols, W.cols - c0);
+  for (int64_t c0 = 0; c0 < cols; c0 += kStripCols) {
+    const int64_t width = std::min(kStripCols, cols - c0);
     for (int64_t r0 = 0; r0 < W.rows; r0 += kRunRows) {
       const int64_t rows = std::min(kRunRows, W.rows - r0);
       const float* w = static_cast<const float*>(W.data) + r0 * W.cols + c0;
@@ -677,10 +677,10 @@ void matmul_transposed(const Matrix& W, const float* x, int64_t x_stride, int64_
       }
       int64_t t = 0;
       for (; t + 4 <= T; t += 4)
-        transposed_strip<4>(w, w_stride, rows, x + t * x_stride + r0, x_stride, y + t * W.cols + c0, W.cols, width,
+        transposed_strip<4>(w, w_stride, rows, x + t * x_stride + r0, x_stride, y + t * cols + c0, cols, width,
                             r0 == 0);
       for (; t < T; ++t)
-        transposed_strip<1>(w, w_stride, rows, x + t * x_stride + r0, x_stride, y + t * W.cols + c0, W.cols, width,
+        transposed_strip<1>(w, w_stride, rows, x + t * x_stride + r0, x_stride, y + t * cols + c0, cols, width,
                             r0 == 0);
     }
   }

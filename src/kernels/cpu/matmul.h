@@ -44,8 +44,9 @@ struct MatmulJob {
 // each. Each job's results are matmul's, bit for bit.
 void matmul_batch(std::span<const MatmulJob> jobs, ThreadPool& pool, MatmulInput input = MatmulInput::kF32);
 
-// y[t][c] = sum_r x[t][r] * W[r][c]  (x W, the transposed use of a Linear weight), one thread;
-// x rows are x_stride floats apart, y is [T][W.cols] and overwritten.
-void matmul_transposed(const Matrix& W, const float* x, int64_t x_stride, int64_t T, float* y);
+// y[t][c] = sum_r x[t][r] * W[r][c] for c < cols <= W.cols (x W, the transposed use of a Linear
+// weight, or its first columns), one thread; x rows are x_stride floats apart, y is [T][cols]
+// and overwritten.
+void matmul_transposed(const Matrix& W, const float* x, int64_t x_stride, int64_t T, float* y, int64_t cols);
 
 }  // namespace dsv3
