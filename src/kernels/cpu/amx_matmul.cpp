@@ -4,7 +4,9 @@
 #include <cstring>
 #include <stdexcept>
 #include <vector>
-#if defined(__AMX_TILE__) && defined(__AMX_BF16__) && defined(__AVX512BF16__)
+
+#include "kernels/cpu/bf16_lookup.h"  // defines DSV3_BF16_LOOKUP where the CPU has the lookup
+#if defined(__AMX_TILE__) && defined(__AMX_BF16__) && defined(__AVX512BF16__) && defined(DSV3_BF16_LOOKUP)
 #define DSV3_AMX 1
 #include <immintrin.h>
 #include <sys/syscall.h>
@@ -89,27 +91,17 @@ void multiply_step(int64_t step, const uint32_t* x0, const uint32_t* x1) {
 }
 
 // E4M3 codes of 16 rows, `steps` x 32 columns from `codes` on, as their exact BF16 values
-// (Matrix::decode_row's bits times 2^120 in FP32, then narrowed; NaN codes stay NaN).
-// (The maskz forms of the intrinsics: GCC 12 warns of the undefined vector in the plain ones.)
+// (bf16_lookup.h: subnormals exact, NaN codes stay NaN).
 constexpr int64_t kPrefetchFrom = 256;
 void decode_fp8(const uint8_t* codes, int64_t row_bytes, int64_t steps, uint16_t (*out)[16][kStepCols]) {
-  const __m512i mask = _mm512_set1_epi32(static_cast<int>(0x87F00000u));
-  const __m512 exponent_bias = _mm512_set1_ps(0x1p120f);
+  const Bf16ByteTables& tables = e4m3_tables();
   for (int64_t n = 0; n < 16; ++n) {
     // Rows are short streams: the next blocks' lines are asked for now.
     for (int64_t ahead = kPrefetchFrom; ahead < kPrefetchFrom + 128; ahead += 64)
       __builtin_prefetch(codes + n * row_bytes + ahead);
     for (int64_t s = 0; s < steps; ++s) {
       const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(codes + n * row_bytes + s * kStepCols));
-      const __m512i lo = _mm512_maskz_cvtepi8_epi32(0xFFFF, _mm256_castsi256_si128(q));
-      const __m512i hi = _mm512_maskz_cvtepi8_epi32(0xFFFF, _mm256_extracti128_si256(q, 1));
-      const __m512i lo_bits = _mm512_and_si512(_mm512_maskz_slli_epi32(0xFFFF, lo, 20), mask);
-      const __m512i hi_bits = _mm512_and_si512(_mm512_maskz_slli_epi32(0xFFFF, hi, 20), mask);
-      const __m512 flo = _mm512_mul_ps(_mm512_castsi512_ps(lo_bits), exponent_bias);
-      const __m512 fhi = _mm512_mul_ps(_mm512_castsi512_ps(hi_bits), exponent_bias);
-      const __m512i narrowed = reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(fhi, flo));
-      const __mmask32 nan = _mm256_cmpeq_epi8_mask(_mm256_and_si256(q, _mm256_set1_epi8(0x7F)), _mm256_set1_epi8(0x7F));
-      _mm512_storeu_si512(out[s][n], _mm512_mask_mov_epi16(narrowed, nan, _mm512_set1_epi16(0x7FC0)));
+      _mm512_storeu_si512(out[s][n], bf16_lookup_32(tables, q, q));
     }
   }
 }

@@ -9,6 +9,7 @@
 #endif
 
 #include "kernels/cpu/amx_matmul.h"
+#include "kernels/cpu/bf16_lookup.h"
 #include "kernels/cpu/vec.h"
 #include "tensor/block_quant.h"
 #include "tensor/fp8.h"
@@ -291,53 +292,12 @@ void bf16_dot_product(const Matrix& W, int64_t r0, const uint16_t* xb, int64_t T
   }
 }
 
-#ifdef __AVX512VBMI__
+#ifdef DSV3_BF16_LOOKUP
 // MatmulInput::kBF16 with FP8 or Q8_0 weights, passes of 1-4 tokens: each code becomes its
 // exact BF16 value by two byte lookups (the high and the low byte, 128-entry tables indexed
 // by the code's seven low bits, the sign bit OR-ed in) and meets x in the dot-product
 // instruction; the block scales multiply each block's sums as they are added into the FP32
 // results.
-
-// A table's value for each 7-bit index, as the two bytes of its BF16 code.
-struct Bf16ByteTables {
-  __m512i high[2], low[2];  // entries 0-63 and 64-127 of each byte table
-  explicit Bf16ByteTables(float (*value)(int index)) {
-    alignas(64) uint8_t hi[128], lo[128];
-    for (int index = 0; index < 128; ++index) {
-      const uint16_t h = f32_to_bf16(value(index));  // exact for the values used here
-      hi[index] = static_cast<uint8_t>(h >> 8);
-      lo[index] = static_cast<uint8_t>(h & 0xFF);
-    }
-    for (int i = 0; i < 2; ++i) {
-      high[i] = _mm512_load_si512(hi + 64 * i);
-      low[i] = _mm512_load_si512(lo + 64 * i);
-    }
-  }
-};
-
-// E4M3 magnitudes (4 significant bits; subnormals are normal numbers in BF16; 0x7F is NaN),
-// and the magnitudes 0-127 of Q8_0's signed 8-bit values.
-const Bf16ByteTables& e4m3_tables() {
-  static const Bf16ByteTables tables([](int code) { return e4m3_to_f32(static_cast<uint8_t>(code)); });
-  return tables;
-}
-const Bf16ByteTables& int7_tables() {
-  static const Bf16ByteTables tables([](int value) { return static_cast<float>(value); });
-  return tables;
-}
-
-// 64 BF16 values from the 7-bit indices with the sign bits of `signs`. The unpack
-// instructions interleave within 128-bit lanes: the words of `first` are values 0-7, 16-23,
-// 32-39, 48-55, those of `second` the rest; x_pairs permutes x alike.
-inline void bf16_lookup(const Bf16ByteTables& tables, __m512i indices, __m512i signs, __m512i& first,
-                        __m512i& second) {
-  const __m512i sign_bits = _mm512_set1_epi8(static_cast<char>(0x80));
-  const __m512i high = _mm512_ternarylogic_epi32(_mm512_permutex2var_epi8(tables.high[0], indices, tables.high[1]),
-                                                 signs, sign_bits, 0xF8);  // high | (signs & sign_bits)
-  const __m512i low = _mm512_permutex2var_epi8(tables.low[0], indices, tables.low[1]);
-  first = _mm512_unpacklo_epi8(low, high);
-  second = _mm512_unpackhi_epi8(low, high);
-}
 
 inline void x_pairs(const uint16_t* x, __m512bh& first, __m512bh& second) {
   alignas(64) static const uint16_t first_order[32] = {0,  1,  2,  3,  4,  5,  6,  7,  16, 17, 18, 19, 20, 21, 22, 23,
@@ -497,7 +457,7 @@ void rows_with_bf16_input(const Matrix& W, const uint16_t* codes, const float* v
 #ifdef __AVX512BF16__
   if (W.dtype == DType::BF16 && T <= kTokenBlock)
     for (; r0 + kRowBlock <= row_end; r0 += kRowBlock) bf16_dot_product(W, r0, codes, T, y + r0, y_stride);
-#ifdef __AVX512VBMI__
+#ifdef DSV3_BF16_LOOKUP
   if (W.dtype == DType::F8_E4M3 && T <= kTokenBlock && W.cols % kFp8BlockSize == 0)
     r0 = lookup_dot_product<DType::F8_E4M3>(W, r0, row_end, codes, T, y, y_stride);
   if (W.dtype == DType::Q8_0 && T <= kTokenBlock && W.cols % 64 == 0)
