@@ -234,22 +234,32 @@ bool direct_product(const Matrix& W, int64_t r0, int64_t c0, int64_t len, const 
   }
 }
 
-// tile_block over T tokens and `rows` <= kRowBlock rows. Every (token, row) pair is summed
-// in the same order whatever the blocking, so a token's result does not depend on how many
-// tokens share the pass or where it sits among them: prefill, one-token decoding and the
-// speculative verification pass give bitwise the same numbers.
-void tile_product(const float* tile, int64_t rows, const float* x, int64_t x_stride, int64_t T, int64_t len,
-                  float* y, int64_t y_stride) {
-  if (rows == kRowBlock) {
-    int64_t t = 0;
-    for (; t + kTokenBlock <= T; t += kTokenBlock)
-      tile_block<kTokenBlock, kRowBlock>(tile, x + t * x_stride, x_stride, len, y + t * y_stride, y_stride);
-    for (; t < T; ++t) tile_block<1, kRowBlock>(tile, x + t * x_stride, x_stride, len, y + t * y_stride, y_stride);
-    return;
-  }
-  for (int64_t t = 0; t < T; ++t)
-    for (int64_t r = 0; r < rows; ++r)
-      tile_block<1, 1>(tile + r * kColBlock, x + t * x_stride, x_stride, len, y + t * y_stride + r, y_stride);
+// Decoded tiles of kRowBlock rows (fewer in a group's last), `tiles` of them, their first rows
+// at y's columns row_offsets[i]: tile_block over T tokens, each block of tokens meeting every
+// tile in turn while its x is in L1. Every (token, row) pair is summed in the same order
+// whatever the blocking, so a token's result does not depend on how many tokens share the
+// pass or where it sits among them: prefill, one-token decoding and the speculative
+// verification pass give bitwise the same numbers.
+constexpr int64_t kTileGroup = 4;  // row blocks decoded before x passes over them
+void tile_product(const float (*tile)[kRowBlock * kColBlock], int64_t tiles, const int64_t* row_offsets,
+                  int64_t last_rows, const float* x, int64_t x_stride, int64_t T, int64_t len, float* y,
+                  int64_t y_stride) {
+  auto tokens = [&]<int64_t kTokens>(int64_t t) {
+    for (int64_t i = 0; i < tiles; ++i) {
+      float* yt = y + t * y_stride + row_offsets[i];
+      if (i + 1 < tiles || last_rows == kRowBlock) {
+        tile_block<kTokens, kRowBlock>(tile[i], x + t * x_stride, x_stride, len, yt, y_stride);
+      } else {
+        for (int64_t k = 0; k < kTokens; ++k)
+          for (int64_t r = 0; r < last_rows; ++r)
+            tile_block<1, 1>(tile[i] + r * kColBlock, x + (t + k) * x_stride, x_stride, len, yt + k * y_stride + r,
+                             y_stride);
+      }
+    }
+  };
+  int64_t t = 0;
+  for (; t + kTokenBlock <= T; t += kTokenBlock) tokens.template operator()<kTokenBlock>(t);
+  for (; t < T; ++t) tokens.template operator()<1>(t);
 }
 
 #ifdef __AVX512BF16__
@@ -525,17 +535,27 @@ void matmul_rows(const Matrix& W, const float* x, int64_t x_stride, int64_t T, f
     round_to_bf16(x, x_stride, T, W.cols, codes, values);
     return rows_with_bf16_input(W, codes, values, T, y, y_stride, row_begin, row_end);
   }
-  alignas(64) float tile[kRowBlock * kColBlock];
   for (int64_t t = 0; t < T; ++t) std::fill(y + t * y_stride + row_begin, y + t * y_stride + row_end, 0.0f);
   const bool direct = T <= kTokenBlock && row_begin < row_end && decodes_in_registers(W, row_begin, row_end);
-  for (int64_t r0 = row_begin; r0 < row_end; r0 += kRowBlock) {
-    const int64_t rows = std::min(kRowBlock, row_end - r0);
+  // Passes of many tokens decode kTileGroup row blocks at a time (x then comes from L2 once
+  // per group instead of once per block); a few tokens take the rows one block at a time.
+  const int64_t group_rows = (direct ? 1 : kTileGroup) * kRowBlock;
+  alignas(64) float tile[kTileGroup][kRowBlock * kColBlock];
+  int64_t row_offsets[kTileGroup];
+  for (int64_t g0 = row_begin; g0 < row_end; g0 += group_rows) {
+    const int64_t g1 = std::min(row_end, g0 + group_rows);
     for (int64_t c0 = 0; c0 < W.cols; c0 += kColBlock) {
       const int64_t c1 = std::min(W.cols, c0 + kColBlock);
-      if (direct && rows == kRowBlock && direct_product(W, r0, c0, c1 - c0, x + c0, x_stride, T, y + r0, y_stride))
-        continue;
-      for (int64_t r = 0; r < rows; ++r) W.decode_row(r0 + r, c0, c1, tile + r * kColBlock);
-      tile_product(tile, rows, x + c0, x_stride, T, c1 - c0, y + r0, y_stride);
+      int64_t tiles = 0, last_rows = kRowBlock;
+      for (int64_t r0 = g0; r0 < g1; r0 += kRowBlock) {
+        const int64_t rows = std::min(kRowBlock, g1 - r0);
+        if (direct && rows == kRowBlock && direct_product(W, r0, c0, c1 - c0, x + c0, x_stride, T, y + r0, y_stride))
+          continue;
+        for (int64_t r = 0; r < rows; ++r) W.decode_row(r0 + r, c0, c1, tile[tiles] + r * kColBlock);
+        row_offsets[tiles++] = r0;
+        last_rows = rows;
+      }
+      if (tiles > 0) tile_product(tile, tiles, row_offsets, last_rows, x + c0, x_stride, T, c1 - c0, y, y_stride);
     }
   }
 }
