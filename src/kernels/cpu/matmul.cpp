@@ -161,7 +161,9 @@ bool direct_block(const Matrix& W, int64_t r0, int64_t c0, int64_t len, const fl
   const void* rows[kRowBlock];
   const uint8_t* row_starts[kRowBlock];
   const int64_t row_bytes = static_cast<int64_t>(W.row_bytes());  // (a call: kept out of the loop)
-  vf folded[kRowBlock][kBlocks] = {};  // broadcast here: in the loop it would cost a shuffle per use
+  // FP8 only, the blocks in range set below (no zeroing: 1 KB per call measured 2.7 % of a
+  // decoded token); broadcast here, in the loop it would cost a shuffle per use.
+  vf folded[kRowBlock][kBlocks];
   for (int64_t r = 0; r < kRowBlock; ++r) {
     const uint8_t* row = static_cast<const uint8_t*>(W.data) + (r0 + r) * row_bytes;
     row_starts[r] = row;
@@ -194,16 +196,22 @@ bool direct_block(const Matrix& W, int64_t r0, int64_t c0, int64_t len, const fl
         }
     }
     vf w[kRowBlock];
-    for (int64_t r = 0; r < kRowBlock; ++r) w[r] = decode_lanes<kType>(rows[r], c, folded[r][c / kFp8BlockSize]);
+    for (int64_t r = 0; r < kRowBlock; ++r)
+      w[r] = decode_lanes<kType>(rows[r], c, kType == DType::F8_E4M3 ? folded[r][c / kFp8BlockSize] : vf{});
     for (int64_t i = 0; i < kTokens; ++i) {
       const vf xv = load(x + i * x_stride + c);
       for (int64_t r = 0; r < kRowBlock; ++r) acc[i][r] += w[r] * xv;
     }
   }
-  for (int64_t i = 0; i < 64; ++i)
-    if (nan_flags[i]) return false;
+  if constexpr (kType == DType::F8_E4M3) {  // the flags OR-ed as words (a byte loop was 6 % of a token)
+    uint64_t words[8], any = 0;
+    std::memcpy(words, &nan_flags, sizeof words);
+    for (uint64_t word : words) any |= word;
+    if (any) return false;
+  }
   float tail[kRowBlock][kLanes];
-  for (int64_t r = 0; r < kRowBlock; ++r) W.decode_row(r0 + r, c0 + len_vec, c0 + len, tail[r]);
+  if (len_vec < len)  // (a call per row: skipped when there is no tail, as in every model's shapes)
+    for (int64_t r = 0; r < kRowBlock; ++r) W.decode_row(r0 + r, c0 + len_vec, c0 + len, tail[r]);
   for (int64_t i = 0; i < kTokens; ++i)
     for (int64_t r = 0; r < kRowBlock; ++r) {
       float sum = hsum(acc[i][r]);
