@@ -19,7 +19,10 @@ typedef float vf_unaligned __attribute__((vector_size(kLanes * 4), aligned(4)));
 
 inline vf load(const float* p) { return *reinterpret_cast<const vf_unaligned*>(p); }
 inline void store(float* p, vf v) { *reinterpret_cast<vf_unaligned*>(p) = v; }
-inline vf broadcast(float a) { return vf{} + a; }
+// Lane 0 shuffled into every lane (vf{} + a would be an addition the compiler must keep, since
+// 0 + -0 is +0: a scalar add per use; a lane-by-lane loop becomes masked inserts).
+typedef int32_t vlane __attribute__((vector_size(kLanes * 4)));
+inline vf broadcast(float a) { return __builtin_shuffle(vf{a}, vlane{}); }
 // The lanes summed pairwise (halves, then halves of those): a fixed order, so every caller
 // gets the same bits for the same lanes, in log2(kLanes) vector additions.
 typedef float vf8 __attribute__((vector_size(32)));
