@@ -102,10 +102,10 @@ bool decodes_in_registers(const Matrix& W, int64_t row_begin, int64_t row_end) {
   return true;
 }
 
-// kLanes weights of a row from column c on; `folded` (FP8 only) is the scale of the column
-// block times 2^120, as in Matrix::decode_row.
+// kLanes weights of a row from column c on; `scale` is the block's scale broadcast: for FP8
+// the column block's times 2^120, as in Matrix::decode_row, for Q8_0 the block's d.
 template <DType kType>
-inline vf decode_lanes(const void* row, int64_t c, vf folded) {
+inline vf decode_lanes(const void* row, int64_t c, vf scale) {
   if constexpr (kType == DType::F32) {
     return load(static_cast<const float*>(row) + c);
   } else if constexpr (kType == DType::BF16) {
@@ -113,16 +113,14 @@ inline vf decode_lanes(const void* row, int64_t c, vf folded) {
   } else if constexpr (kType == DType::Q8_0) {
     // d * q as decode_q8_0 computes it (q exact in FP32). kLanes divides the block.
     const uint8_t* block = static_cast<const uint8_t*>(row) + (c / kQ8_0BlockValues) * kQ8_0BlockBytes;
-    _Float16 d;  // converted inline (F16C), where f16_to_f32 is a call
-    std::memcpy(&d, block, 2);
     const vi32 q = reinterpret_cast<vi32>(widen_signed(reinterpret_cast<const int8_t*>(block) + 2 + c % kQ8_0BlockValues));
-    return broadcast(static_cast<float>(d)) * __builtin_convertvector(q, vf);
+    return scale * __builtin_convertvector(q, vf);
   } else {
     // Matrix::decode_row's bits in three operations: the code sign-extended and shifted puts
     // exponent and mantissa in FP32's fields under copies of the sign, of which the mask keeps
     // one. NaN codes would decode as numbers here: blocks holding any take the tile path.
     const vu32 q = widen_signed(static_cast<const int8_t*>(row) + c) << 20;
-    return bits_to_vf(q & 0x87F00000u) * folded;
+    return bits_to_vf(q & 0x87F00000u) * scale;
   }
 }
 
@@ -164,6 +162,7 @@ bool direct_block(const Matrix& W, int64_t r0, int64_t c0, int64_t len, const fl
   // FP8 only, the blocks in range set below (no zeroing: 1 KB per call measured 2.7 % of a
   // decoded token); broadcast here, in the loop it would cost a shuffle per use.
   vf folded[kRowBlock][kBlocks];
+  vf q8_scales[kRowBlock] = {};  // Q8_0: the current block's d for each row
   for (int64_t r = 0; r < kRowBlock; ++r) {
     const uint8_t* row = static_cast<const uint8_t*>(W.data) + (r0 + r) * row_bytes;
     row_starts[r] = row;
@@ -195,9 +194,20 @@ bool direct_block(const Matrix& W, int64_t r0, int64_t c0, int64_t len, const fl
           }
         }
     }
+    if constexpr (kType == DType::Q8_0) {
+      if (c % kQ8_0BlockValues == 0)  // a block's d, converted once for its lanes
+        for (int64_t r = 0; r < kRowBlock; ++r) {
+          _Float16 d;  // converted inline (F16C), where f16_to_f32 is a call
+          std::memcpy(&d, static_cast<const uint8_t*>(rows[r]) + c / kQ8_0BlockValues * kQ8_0BlockBytes, 2);
+          q8_scales[r] = broadcast(static_cast<float>(d));
+        }
+    }
     vf w[kRowBlock];
     for (int64_t r = 0; r < kRowBlock; ++r)
-      w[r] = decode_lanes<kType>(rows[r], c, kType == DType::F8_E4M3 ? folded[r][c / kFp8BlockSize] : vf{});
+      w[r] = decode_lanes<kType>(rows[r], c,
+                                 kType == DType::F8_E4M3 ? folded[r][c / kFp8BlockSize]
+                                 : kType == DType::Q8_0  ? q8_scales[r]
+                                                         : vf{});
     for (int64_t i = 0; i < kTokens; ++i) {
       const vf xv = load(x + i * x_stride + c);
       for (int64_t r = 0; r < kRowBlock; ++r) acc[i][r] += w[r] * xv;
