@@ -4,7 +4,8 @@
 # tokenizer trained on the KJV), converted with `dsv3 convert --to gguf` to BF16 and Q8_0.
 # llama-bench (-p 128 -n 64 -r 3) runs both GGUFs; dsv3 bench (-p 128 -n 64 --repeats 3
 # --roofline) runs the same two files (also with --activations bf16: activations rounded to
-# BF16, as llama.cpp does for BF16 weights), the BF16 safetensors directory and its
+# BF16, as llama.cpp does for BF16 weights; the Q8_0 file also with --activations q8,
+# quantised to Q8_0 blocks as llama.cpp does for Q8_0 weights), the BF16 safetensors directory and its
 # official-format FP8 conversion, the last two also with MTP speculation, FP8 also with
 # --activations bf16. Prints one markdown table: the decode floor of each row is its active
 # weight bytes per token over the read bandwidth dsv3 measured in that run (llama.cpp rows
@@ -55,6 +56,7 @@ run_dsv3 gguf-bf16 $out/gguf/bf16.gguf none
 run_dsv3 gguf-bf16-act $out/gguf/bf16.gguf none --activations bf16
 run_dsv3 gguf-q8_0 $out/gguf/q8_0.gguf none
 run_dsv3 gguf-q8_0-act $out/gguf/q8_0.gguf none --activations bf16
+run_dsv3 gguf-q8_0-q8 $out/gguf/q8_0.gguf none --activations q8
 run_dsv3 st-bf16 $out/bf16 none
 run_dsv3 st-bf16-mtp $out/bf16 mtp
 run_dsv3 st-fp8 $out/fp8 none
@@ -69,13 +71,14 @@ def llama(type):
     runs = json.load(open("%s/llama-%s.json" % (res, type)))
     pick = lambda p, g: next(r for r in runs if r["n_prompt"] == p and r["n_gen"] == g)
     return {"prefill_tok_s": pick(128, 0)["avg_ts"], "decode_tok_s": pick(0, 64)["avg_ts"], "info": runs[0]}
-d = {n: dsv3(n) for n in ("gguf-bf16", "gguf-bf16-act", "gguf-q8_0", "gguf-q8_0-act", "st-bf16", "st-bf16-mtp",
-                          "st-fp8", "st-fp8-mtp", "st-fp8-act")}
+d = {n: dsv3(n) for n in ("gguf-bf16", "gguf-bf16-act", "gguf-q8_0", "gguf-q8_0-act", "gguf-q8_0-q8", "st-bf16",
+                          "st-bf16-mtp", "st-fp8", "st-fp8-mtp", "st-fp8-act")}
 l = {t: llama(t) for t in ("bf16", "q8_0")}
 rows = [("llama.cpp", "BF16 GGUF", l["bf16"], d["gguf-bf16"]), ("dsv3", "BF16 GGUF", d["gguf-bf16"], d["gguf-bf16"]),
         ("dsv3", "BF16 GGUF, --activations bf16", d["gguf-bf16-act"], d["gguf-bf16"]),
         ("llama.cpp", "Q8_0 GGUF", l["q8_0"], d["gguf-q8_0"]), ("dsv3", "Q8_0 GGUF", d["gguf-q8_0"], d["gguf-q8_0"]),
         ("dsv3", "Q8_0 GGUF, --activations bf16", d["gguf-q8_0-act"], d["gguf-q8_0"]),
+        ("dsv3", "Q8_0 GGUF, --activations q8", d["gguf-q8_0-q8"], d["gguf-q8_0"]),
         ("dsv3", "BF16 safetensors", d["st-bf16"], d["st-bf16"]),
         ("dsv3", "BF16 safetensors + MTP", d["st-bf16-mtp"], d["st-bf16-mtp"]),
         ("dsv3", "FP8 safetensors", d["st-fp8"], d["st-fp8"]),
@@ -102,6 +105,8 @@ ratio("decode BF16, dsv3 --activations bf16 (llama.cpp's numerics) / llama.cpp",
 ratio("decode Q8_0, dsv3 / llama.cpp (same GGUF)", d["gguf-q8_0"]["decode_tok_s"], l["q8_0"]["decode_tok_s"], "1.3x")
 ratio("decode Q8_0, dsv3 --activations bf16 / llama.cpp", d["gguf-q8_0-act"]["decode_tok_s"], l["q8_0"]["decode_tok_s"],
       "1.3x")
+ratio("decode Q8_0, dsv3 --activations q8 (llama.cpp's numerics) / llama.cpp", d["gguf-q8_0-q8"]["decode_tok_s"],
+      l["q8_0"]["decode_tok_s"], "1.3x")
 ratio("decode dsv3 FP8 / llama.cpp BF16", d["st-fp8"]["decode_tok_s"], l["bf16"]["decode_tok_s"], "1.8x")
 ratio("decode dsv3 FP8 + MTP / llama.cpp BF16", d["st-fp8-mtp"]["decode_tok_s"], l["bf16"]["decode_tok_s"], "1.8x")
 ratio("decode dsv3 FP8 --activations bf16 / llama.cpp BF16", d["st-fp8-act"]["decode_tok_s"], l["bf16"]["decode_tok_s"],

@@ -23,17 +23,20 @@ void add_decoding_options(CLI::App& cmd, DecodingOptions& o, bool sampling) {
       ->capture_default_str()
       ->check(CLI::Range(1, 16));
   cmd.add_option("--activations", o.activations,
-                 "Precision of the activations entering the weight products: fp32 (the reference's numbers) or "
+                 "Precision of the activations entering the weight products: fp32 (the reference's numbers), "
                  "bf16 (rounded to BF16, as llama.cpp does; faster with BF16, FP8 and Q8_0 weights on AVX512-BF16, "
-                 "and prefill on AMX tiles where present)")
+                 "and prefill on AMX tiles where present) or q8 (quantised to Q8_0 blocks for Q8_0 weights, as "
+                 "llama.cpp does, integer products on AVX512-VNNI; bf16 for other weights)")
       ->capture_default_str()
-      ->check(CLI::IsMember({"fp32", "bf16"}));
+      ->check(CLI::IsMember({"fp32", "bf16", "q8"}));
   cmd.add_option("-t,--threads", o.threads, "Worker threads (default: all hardware threads)")
       ->check(CLI::Range(0, 1024));
 }
 
 void configure_model(Model& model, const DecodingOptions& o) {
-  model.set_matmul_input(o.activations == "bf16" ? MatmulInput::kBF16 : MatmulInput::kF32);
+  model.set_matmul_input(o.activations == "bf16" ? MatmulInput::kBF16
+                         : o.activations == "q8" ? MatmulInput::kQ8
+                                                 : MatmulInput::kF32);
 }
 
 int64_t drafts_per_step(const DecodingOptions& o, const Model& model) {

@@ -16,7 +16,7 @@ struct DecodingOptions {
   SamplingParams sampling;
   std::string speculative;  // "mtp", "none", or empty: mtp when the model has an MTP module
   int64_t drafts = 1;       // MTP drafts per step
-  std::string activations = "fp32";  // "bf16": activations rounded to BF16 at the weight products
+  std::string activations = "fp32";  // "bf16" / "q8": activations rounded or quantised at the weight products
   size_t threads = 0;
 };
 

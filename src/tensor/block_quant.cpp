@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 
 namespace dsv3 {
 
@@ -86,19 +87,34 @@ void decode_blocks(DType dtype, const uint8_t* row, int64_t c0, int64_t c1, floa
   }
 }
 
+uint16_t quantize_q8_0_block(const float* x, int8_t* codes) {
+  float amax = 0.0f;
+  bool finite = true;
+  for (int64_t i = 0; i < kQ8_0BlockValues; ++i) {
+    amax = std::max(amax, std::fabs(x[i]));
+    finite = finite && std::isfinite(x[i]);
+  }
+  if (!finite) {
+    std::fill(codes, codes + kQ8_0BlockValues, int8_t{0});
+    return f32_to_f16(std::numeric_limits<float>::quiet_NaN());
+  }
+  const float d = amax / 127.0f;
+  const float inverse = d != 0.0f ? 1.0f / d : 0.0f;
+  // round() with ties away from zero, as trunc(v + (0.5 - 2^-25 with v's sign)): exact for
+  // |v| < 2^23 (here |v| <= 127), and a loop the compiler vectorises, where round() is a call.
+  for (int64_t i = 0; i < kQ8_0BlockValues; ++i) {
+    const float v = x[i] * inverse;
+    codes[i] = static_cast<int8_t>(std::trunc(v + std::copysign(0.49999997f, v)));
+  }
+  return f32_to_f16(d);
+}
+
 void quantize_q8_0(const float* values, int64_t count, uint8_t* blocks) {
   for (int64_t b = 0; b < count / kQ8_0BlockValues; ++b) {
-    const float* x = values + b * kQ8_0BlockValues;
     uint8_t* block = blocks + static_cast<size_t>(b) * kQ8_0BlockBytes;
-    float amax = 0.0f;
-    for (int64_t i = 0; i < kQ8_0BlockValues; ++i) amax = std::max(amax, std::fabs(x[i]));
-    const float d = amax / 127.0f;
-    const float inverse = d != 0.0f ? 1.0f / d : 0.0f;
-    const uint16_t d16 = f32_to_f16(d);
+    const uint16_t d16 = quantize_q8_0_block(values + b * kQ8_0BlockValues, reinterpret_cast<int8_t*>(block + 2));
     block[0] = static_cast<uint8_t>(d16 & 0xff);
     block[1] = static_cast<uint8_t>(d16 >> 8);
-    for (int64_t i = 0; i < kQ8_0BlockValues; ++i)
-      block[2 + i] = static_cast<uint8_t>(static_cast<int8_t>(std::round(x[i] * inverse)));
   }
 }
 

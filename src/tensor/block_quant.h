@@ -35,7 +35,11 @@ void decode_blocks(DType dtype, const uint8_t* row, int64_t c0, int64_t c1, floa
 
 // Q8_0 with round to nearest as llama.cpp's reference quantiser does: per block of 32,
 // d = max|x| / 127 (stored as F16), q = round(x / d) with ties away from zero, computed
-// as x * (1 / d) with the unrounded d. `count` is a multiple of 32.
+// as x * (1 / d) with the unrounded d. `count` is a multiple of 32. A block holding a value
+// that is not finite gets d = NaN and codes 0, so that it decodes to NaN.
 void quantize_q8_0(const float* values, int64_t count, uint8_t* blocks);
+
+// One such block: writes the 32 codes of x and returns d's F16 bits.
+uint16_t quantize_q8_0_block(const float* x, int8_t* codes);
 
 }  // namespace dsv3

@@ -5,6 +5,7 @@
 #include <bit>
 #include <cmath>
 #include <iostream>
+#include <limits>
 #include <random>
 #include <vector>
 
@@ -224,28 +225,56 @@ double bf16_rounded(float x) {
   return std::bit_cast<float>(rounded);
 }
 
-// MatmulInput::kBF16 products of m and of its row slice [37, 138) for each token count,
-// against double-precision sums of the decoded weights times the BF16-rounded x.
-void expect_bf16_input_products(const StoredMatrix& m, std::initializer_list<int64_t> token_counts) {
+// x as MatmulInput::kBF16 gives it to the products.
+std::vector<double> bf16_input(const std::vector<float>& x) {
+  std::vector<double> seen(x.size());
+  for (size_t i = 0; i < x.size(); ++i) seen[i] = bf16_rounded(x[i]);
+  return seen;
+}
+
+// x as MatmulInput::kQ8 gives it to Q8_0 weights, written here from llama.cpp's definition:
+// per block of 32, d = max|x| / 127 rounded to F16, q = round(x * (1 / d)) with ties away from
+// zero (1 / d of the unrounded d), the value d * q.
+std::vector<double> q8_input(const std::vector<float>& x) {
+  std::vector<double> seen(x.size());
+  for (size_t b = 0; b < x.size(); b += 32) {
+    float amax = 0.0f;
+    for (size_t i = b; i < b + 32; ++i) amax = std::max(amax, std::fabs(x[i]));
+    const float d = amax / 127.0f, inverse = d != 0.0f ? 1.0f / d : 0.0f;
+    for (size_t i = b; i < b + 32; ++i) seen[i] = static_cast<double>(static_cast<_Float16>(d)) * std::round(x[i] * inverse);
+  }
+  return seen;
+}
+
+// Products of m and of its row slice [37, 138) for each token count, with x entering as
+// `input` makes it, against double-precision sums of the decoded weights times `seen`(x),
+// within `roundings` FP32 roundings of the sum of the products' magnitudes.
+void expect_input_products(const StoredMatrix& m, std::initializer_list<int64_t> token_counts, MatmulInput input,
+                           std::vector<double> (*seen)(const std::vector<float>&), int64_t roundings) {
   ThreadPool pool(2);
   for (const Matrix& w : {m.view, m.view.row_slice(37, 101)}) {
     const int64_t first = w.data == m.view.data ? 0 : 37;
     for (int64_t T : token_counts) {
       std::vector<float> x = random_input(T * w.cols, static_cast<uint32_t>(T));
+      const std::vector<double> x_seen = seen(x);
       std::vector<float> y(static_cast<size_t>(T * w.rows));
-      matmul(w, x.data(), T, y.data(), pool, MatmulInput::kBF16);
+      matmul(w, x.data(), T, y.data(), pool, input);
       for (int64_t t = 0; t < T; ++t)
         for (int64_t r = 0; r < w.rows; ++r) {
           double exact = 0, magnitude = 0;
           for (int64_t c = 0; c < w.cols; ++c) {
-            const double p = m.values[(first + r) * w.cols + c] * bf16_rounded(x[t * w.cols + c]);
+            const double p = m.values[(first + r) * w.cols + c] * x_seen[t * w.cols + c];
             exact += p;
             magnitude += std::fabs(p);
           }
-          expect_close(y[t * w.rows + r], exact, magnitude, w.cols);
+          expect_close(y[t * w.rows + r], exact, magnitude, roundings);
         }
     }
   }
+}
+
+void expect_bf16_input_products(const StoredMatrix& m, std::initializer_list<int64_t> token_counts) {
+  expect_input_products(m, token_counts, MatmulInput::kBF16, bf16_input, m.view.cols);
 }
 
 // For BF16 weights (the dot-product instruction where the CPU has it, for 1-4 tokens) and the
@@ -333,19 +362,58 @@ TEST(MatmulQ8_0Test, RegistersAndTileAgreeAndMatchTheBlocks) {
   }
 }
 
-// MatmulInput::kBF16 with Q8_0 weights (rows a multiple of 64 long: the values' magnitudes
-// looked up as BF16, for 1-4 tokens, where the CPU has AVX512-VBMI and AVX512-BF16) matches
-// the blocks' values times the rounded x; a -128 (which the lookup cannot take; llama.cpp's
-// quantiser never writes one) sends its rows to the float path, with the same results.
-TEST(MatmulQ8_0Test, Bf16InputsMatchTheRoundedProducts) {
-  const int64_t cols = 1152;
-  StoredMatrix m = make_matrix(DType::Q8_0, 150, cols, 31);
+// 150 rows of Q8_0 weights with a -128 in row 40 (which llama.cpp's quantiser never writes).
+StoredMatrix q8_0_matrix_with_minus_128(int64_t cols, uint32_t seed) {
+  StoredMatrix m = make_matrix(DType::Q8_0, 150, cols, seed);
   uint8_t* block = &m.bytes[40 * dtype_row_bytes(DType::Q8_0, cols) + 3 * 34];  // row 40, block 3
   block[2 + 5] = 0x80;
   uint16_t d16;
   std::memcpy(&d16, block, 2);
   m.values[40 * cols + 3 * 32 + 5] = static_cast<double>(std::bit_cast<_Float16>(d16)) * -128.0;
+  return m;
+}
+
+// MatmulInput::kBF16 with Q8_0 weights (rows a multiple of 64 long: the values' magnitudes
+// looked up as BF16, for 1-4 tokens, where the CPU has AVX512-VBMI and AVX512-BF16) matches
+// the blocks' values times the rounded x; a -128 (which the lookup cannot take; llama.cpp's
+// quantiser never writes one) sends its rows to the float path, with the same results.
+TEST(MatmulQ8_0Test, Bf16InputsMatchTheRoundedProducts) {
+  const StoredMatrix m = q8_0_matrix_with_minus_128(1152, 31);
   expect_bf16_input_products(m, {1, 2, 3, 4, 6, 40});
+}
+
+// MatmulInput::kQ8 with Q8_0 weights (rows a multiple of 64 long), passes of 1-4 tokens: the
+// quantised x times the blocks' values, a -128 among them, the integer sums exact (so the
+// bound counts the roundings of the scaling, of the sums of 64-column pieces and of the lanes:
+// 2 + cols / 64 + 4 < cols / 16); a token with a value that is not finite gets non-finite
+// results and leaves the others' alone. Passes of more tokens and weights of other dtypes take
+// x as kBF16 does, bit for bit.
+TEST(MatmulQ8_0Test, Q8InputsMatchTheQuantisedProducts) {
+  const int64_t cols = 1152;
+  const StoredMatrix m = q8_0_matrix_with_minus_128(cols, 37);
+  expect_input_products(m, {1, 2, 3, 4}, MatmulInput::kQ8, q8_input, cols / 16);
+
+  ThreadPool pool(2);
+  for (int64_t T : {1, 3}) {
+    std::vector<float> x = random_input(T * cols, 5), y(T * m.view.rows);
+    x[(T - 1) * cols + 700] = std::numeric_limits<float>::infinity();
+    matmul(m.view, x.data(), T, y.data(), pool, MatmulInput::kQ8);
+    for (int64_t t = 0; t < T; ++t)
+      for (int64_t r = 0; r < m.view.rows; ++r)
+        ASSERT_EQ(std::isfinite(y[t * m.view.rows + r]), t < T - 1) << T << " tokens, token " << t << ", row " << r;
+  }
+
+  const StoredMatrix fp8 = make_matrix(DType::F8_E4M3, 150, 384, 41);
+  for (const StoredMatrix* w : {&m, &fp8})
+    for (int64_t T : {1, 4, 5, 9}) {
+      if (w == &m && T <= 4) continue;
+      const std::vector<float> x = random_input(T * w->view.cols, 6);
+      std::vector<float> q8(T * w->view.rows), bf16(q8.size());
+      matmul(w->view, x.data(), T, q8.data(), pool, MatmulInput::kQ8);
+      matmul(w->view, x.data(), T, bf16.data(), pool, MatmulInput::kBF16);
+      EXPECT_EQ(std::memcmp(q8.data(), bf16.data(), q8.size() * sizeof(float)), 0)
+          << dtype_name(w->view.dtype) << ", " << T << " tokens";
+    }
 }
 
 }  // namespace

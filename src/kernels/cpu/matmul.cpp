@@ -497,6 +497,118 @@ void rows_with_bf16_input(const Matrix& W, const uint16_t* codes, const float* v
   if (r0 < row_end) matmul_rows(W, values, W.cols, T, y, y_stride, r0, row_end);
 }
 
+// MatmulInput::kQ8 with Q8_0 weights: x as Q8_0 blocks, each token's codes (cols of them) and
+// per 64 columns 16 lanes of scales, 0-7 the first block's d and 8-15 the second's (the lanes
+// of the 32-bit sums that the two blocks' products land in).
+struct Q8Input {
+  const int8_t* codes;  // [T][cols]
+  const float* scales;  // [T][cols / 4]
+  int64_t cols;
+};
+
+// Passes of more tokens (prefill) take x as kBF16 does: there the BF16 dot products and AMX
+// tiles outrun the integer ones, which need a conversion and two scalings per pair of blocks.
+bool takes_q8_input(const Matrix& W, int64_t T) {
+  return W.dtype == DType::Q8_0 && W.cols % 64 == 0 && T <= kTokenBlock;
+}
+
+void quantize_input_q8(const float* x, int64_t x_stride, int64_t T, int64_t cols, int8_t* codes, float* scales) {
+  for (int64_t t = 0; t < T; ++t)
+    for (int64_t c = 0; c < cols; c += kQ8_0BlockValues) {
+      const float d = f16_to_f32(quantize_q8_0_block(x + t * x_stride + c, codes + t * cols + c));
+      std::fill_n(scales + (t * cols + c) / 4, kQ8_0BlockValues / 4, d);
+    }
+}
+
+// kRows rows from r0 times the kTokens tokens of the quantised x, all columns, into y.
+#ifdef __AVX512VNNI__
+// vpdpbusd multiplies unsigned bytes by signed ones: the weights' codes enter as q + 128
+// (their sign bit flipped), and each lane starts from -128 times the sum of its four x codes.
+template <int64_t kTokens, int64_t kRows>
+void q8_dot_block(const Matrix& W, int64_t r0, const Q8Input& x, float* y, int64_t y_stride) {
+  const int64_t cols = W.cols;
+  const int64_t row_bytes = static_cast<int64_t>(W.row_bytes());  // (a call: kept out of the loop)
+  const uint8_t* rows[kRows];
+  for (int64_t r = 0; r < kRows; ++r) rows[r] = static_cast<const uint8_t*>(W.data) + (r0 + r) * row_bytes;
+  const __m512i bias = _mm512_set1_epi8(static_cast<char>(0x80));
+  __m512 acc[kTokens][kRows];
+  for (auto& token : acc)
+    for (__m512& a : token) a = _mm512_setzero_ps();
+  for (int64_t c = 0; c < cols; c += 64) {
+    const int64_t offset = c / kQ8_0BlockValues * kQ8_0BlockBytes;
+    __m512i biased[kRows];
+    __m512 d[kRows];
+    for (int64_t r = 0; r < kRows; ++r) {
+      const uint8_t* blocks = rows[r] + offset;
+      prefetch_ahead(rows[r], offset, row_bytes, kRows);
+      prefetch_ahead(rows[r], offset + 64, row_bytes, kRows);
+      const __m512i codes = _mm512_maskz_inserti64x4(0xFF,
+          _mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blocks + 2))),
+          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blocks + kQ8_0BlockBytes + 2)), 1);
+      biased[r] = _mm512_xor_si512(codes, bias);
+      _Float16 d0, d1;  // converted inline (F16C), where f16_to_f32 is a call
+      std::memcpy(&d0, blocks, 2);
+      std::memcpy(&d1, blocks + kQ8_0BlockBytes, 2);
+      d[r] = _mm512_maskz_insertf32x8(0xFFFF, _mm512_set1_ps(static_cast<float>(d0)),
+                                      _mm256_set1_ps(static_cast<float>(d1)), 1);
+    }
+    for (int64_t i = 0; i < kTokens; ++i) {
+      const __m512i xq = _mm512_loadu_si512(x.codes + i * cols + c);
+      const __m512i start =
+          _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_dpbusd_epi32(_mm512_setzero_si512(), bias, xq));
+      const __m512 dx = _mm512_loadu_ps(x.scales + (i * cols + c) / 4);
+      for (int64_t r = 0; r < kRows; ++r) {
+        const __m512 sums = _mm512_maskz_cvtepi32_ps(0xFFFF, _mm512_dpbusd_epi32(start, biased[r], xq));
+        acc[i][r] = _mm512_fmadd_ps(_mm512_mul_ps(sums, dx), d[r], acc[i][r]);
+      }
+    }
+  }
+  for (int64_t i = 0; i < kTokens; ++i)
+    for (int64_t r = 0; r < kRows; ++r) y[i * y_stride + r] = hsum(reinterpret_cast<const vf&>(acc[i][r]));
+}
+#else
+// Without VNNI: each block's integer sum, times both blocks' d, added in column order.
+template <int64_t kTokens, int64_t kRows>
+void q8_dot_block(const Matrix& W, int64_t r0, const Q8Input& x, float* y, int64_t y_stride) {
+  for (int64_t r = 0; r < kRows; ++r) {
+    const uint8_t* row = static_cast<const uint8_t*>(W.data) + (r0 + r) * W.row_bytes();
+    for (int64_t i = 0; i < kTokens; ++i) {
+      const int8_t* xq = x.codes + i * x.cols;
+      float sum = 0.0f;
+      for (int64_t c = 0; c < x.cols; c += kQ8_0BlockValues) {
+        const uint8_t* block = row + c / kQ8_0BlockValues * kQ8_0BlockBytes;
+        int32_t dot = 0;
+        for (int64_t k = 0; k < kQ8_0BlockValues; ++k) dot += static_cast<int8_t>(block[2 + k]) * xq[c + k];
+        const float dw = f16_to_f32(static_cast<uint16_t>(block[0] | block[1] << 8));
+        sum += static_cast<float>(dot) * x.scales[(i * x.cols + c) / 4] * dw;
+      }
+      y[i * y_stride + r] = sum;
+    }
+  }
+}
+#endif
+
+template <int64_t kRows>
+void q8_row_block(const Matrix& W, int64_t r0, const Q8Input& x, int64_t T, float* y, int64_t y_stride) {
+  switch (T) {
+    case 1: return q8_dot_block<1, kRows>(W, r0, x, y + r0, y_stride);
+    case 2: return q8_dot_block<2, kRows>(W, r0, x, y + r0, y_stride);
+    case 3: return q8_dot_block<3, kRows>(W, r0, x, y + r0, y_stride);
+    default: return q8_dot_block<4, kRows>(W, r0, x, y + r0, y_stride);
+  }
+}
+
+// Rows [row_begin, row_end) of the product with the quantised x, T <= kTokenBlock (one token
+// takes 8 rows at a time: more row streams in flight).
+void rows_with_q8_input(const Matrix& W, const Q8Input& x, int64_t T, float* y, int64_t y_stride,
+                        int64_t row_begin, int64_t row_end) {
+  int64_t r0 = row_begin;
+  if (T == 1)
+    for (; r0 + 8 <= row_end; r0 += 8) q8_row_block<8>(W, r0, x, T, y, y_stride);
+  for (; r0 + kRowBlock <= row_end; r0 += kRowBlock) q8_row_block<kRowBlock>(W, r0, x, T, y, y_stride);
+  for (; r0 < row_end; ++r0) q8_row_block<1>(W, r0, x, T, y, y_stride);
+}
+
 // y[t][0, width) (+)= sum over `rows` of x[t][r] * w[r][0, kStripCols) for kTokens tokens;
 // w rows are w_stride floats apart and kStripCols wide (zero past width), `first` starts
 // the sums instead of continuing y's.
@@ -526,6 +638,20 @@ void transposed_strip(const float* w, int64_t w_stride, int64_t rows, const floa
   }
 }
 
+// n values in an array on the stack when they fit in kStackSize, else on the heap.
+template <typename T, int64_t kStackSize>
+class Scratch {
+ public:
+  explicit Scratch(int64_t n) {
+    if (n > kStackSize) heap_.resize(static_cast<size_t>(n));
+  }
+  T* data() { return heap_.empty() ? stack_ : heap_.data(); }
+
+ private:
+  T stack_[kStackSize];
+  std::vector<T> heap_;
+};
+
 // Whether a MatmulInput::kBF16 product runs on AMX tiles: passes of more tokens than the
 // decoding path takes, with weights the tiles can read.
 bool on_amx(const MatmulJob& job) { return job.T > kTokenBlock && job.W->rows >= kAmxRows && amx_handles(*job.W); }
@@ -534,24 +660,21 @@ bool on_amx(const MatmulJob& job) { return job.T > kTokenBlock && job.W->rows >=
 
 void matmul_rows(const Matrix& W, const float* x, int64_t x_stride, int64_t T, float* y, int64_t y_stride,
                  int64_t row_begin, int64_t row_end, MatmulInput input) {
-  if (input == MatmulInput::kBF16) {
-    // The rounded x on this call's stack for passes of a few tokens (pool threads run these,
-    // and a decoded token must allocate nothing), on the heap beyond.
-    constexpr int64_t kOnStack = 8192;
-    uint16_t stack_codes[kOnStack];
-    float stack_values[kOnStack];
-    std::vector<uint16_t> heap_codes;
-    std::vector<float> heap_values;
-    uint16_t* codes = stack_codes;
-    float* values = stack_values;
-    if (T * W.cols > kOnStack) {
-      heap_codes.resize(static_cast<size_t>(T * W.cols));
-      heap_values.resize(heap_codes.size());
-      codes = heap_codes.data();
-      values = heap_values.data();
-    }
-    round_to_bf16(x, x_stride, T, W.cols, codes, values);
-    return rows_with_bf16_input(W, codes, values, T, y, y_stride, row_begin, row_end);
+  // The rounded or quantised x on this call's stack for passes of a few tokens (pool threads
+  // run these, and a decoded token must allocate nothing), on the heap beyond.
+  constexpr int64_t kOnStack = 8192;
+  const int64_t n = T * W.cols;
+  if (input == MatmulInput::kQ8 && takes_q8_input(W, T)) {
+    Scratch<int8_t, kOnStack> codes(n);
+    Scratch<float, kOnStack / 4> scales(n / 4);
+    quantize_input_q8(x, x_stride, T, W.cols, codes.data(), scales.data());
+    return rows_with_q8_input(W, Q8Input{codes.data(), scales.data(), W.cols}, T, y, y_stride, row_begin, row_end);
+  }
+  if (input != MatmulInput::kF32) {
+    Scratch<uint16_t, kOnStack> codes(n);
+    Scratch<float, kOnStack> values(n);
+    round_to_bf16(x, x_stride, T, W.cols, codes.data(), values.data());
+    return rows_with_bf16_input(W, codes.data(), values.data(), T, y, y_stride, row_begin, row_end);
   }
   for (int64_t t = 0; t < T; ++t) std::fill(y + t * y_stride + row_begin, y + t * y_stride + row_end, 0.0f);
   const bool direct = T <= kTokenBlock && row_begin < row_end && decodes_in_registers(W, row_begin, row_end);
@@ -584,27 +707,41 @@ void matmul(const Matrix& W, const float* x, int64_t T, float* y, ThreadPool& po
 }
 
 void matmul_batch(std::span<const MatmulJob> jobs, ThreadPool& pool, MatmulInput input) {
-  // BF16 input: each job's x rounded once here, not once per task; for passes of many tokens
-  // with weights the AMX tiles take, also laid out as their operand.
+  // kQ8: x quantised once per job here, for the jobs whose weights take it; kBF16 and the
+  // other jobs of kQ8: x rounded once per job, not once per task, and for passes of many
+  // tokens with weights the AMX tiles take, also laid out as their operand.
   thread_local std::vector<uint16_t> codes;
   thread_local std::vector<float> values;
   thread_local std::vector<uint32_t> packed;
-  thread_local std::vector<size_t> offsets, packed_offsets;
+  thread_local std::vector<int8_t> q8_codes;
+  thread_local std::vector<float> q8_scales;
+  thread_local std::vector<size_t> offsets, packed_offsets, q8_offsets;
+  auto takes_q8 = [&](const MatmulJob& job) { return input == MatmulInput::kQ8 && takes_q8_input(*job.W, job.T); };
   bool any_amx = false;
-  if (input == MatmulInput::kBF16) {
+  if (input != MatmulInput::kF32) {
     offsets.assign(1, 0);
     packed_offsets.assign(1, 0);
+    q8_offsets.assign(1, 0);
     for (const MatmulJob& job : jobs) {
-      offsets.push_back(offsets.back() + static_cast<size_t>(job.T * job.W->cols));
-      const bool amx = on_amx(job);
+      const size_t size = static_cast<size_t>(job.T * job.W->cols);
+      const bool q8 = takes_q8(job), amx = !q8 && on_amx(job);
       any_amx |= amx;
+      offsets.push_back(offsets.back() + (q8 ? 0 : size));
       packed_offsets.push_back(packed_offsets.back() + (amx ? amx_packed_words(job.T, job.W->cols) : 0));
+      q8_offsets.push_back(q8_offsets.back() + (q8 ? size : 0));
     }
     codes.resize(offsets.back());
     values.resize(offsets.back());
     packed.resize(packed_offsets.back());
+    q8_codes.resize(q8_offsets.back());
+    q8_scales.resize(q8_offsets.back() / 4);
     for (size_t j = 0; j < jobs.size(); ++j) {
       const MatmulJob& job = jobs[j];
+      if (takes_q8(job)) {
+        quantize_input_q8(job.x, job.x_stride, job.T, job.W->cols, &q8_codes[q8_offsets[j]],
+                          &q8_scales[q8_offsets[j] / 4]);
+        continue;
+      }
       round_to_bf16(job.x, job.x_stride, job.T, job.W->cols, &codes[offsets[j]], &values[offsets[j]]);
       if (packed_offsets[j + 1] > packed_offsets[j])
         amx_pack_input(&codes[offsets[j]], job.T, job.W->cols, &packed[packed_offsets[j]]);
@@ -625,8 +762,11 @@ void matmul_batch(std::span<const MatmulJob> jobs, ThreadPool& pool, MatmulInput
   const uint16_t* rounded_codes = codes.data();
   const float* rounded_values = values.data();
   const uint32_t* packed_input = packed.data();
+  const int8_t* quantised_codes = q8_codes.data();
+  const float* quantised_scales = q8_scales.data();
   const size_t* job_offsets = offsets.data();
   const size_t* job_packed_offsets = packed_offsets.data();
+  const size_t* job_q8_offsets = q8_offsets.data();
   pool.parallel_for(static_cast<size_t>(tasks), [&](size_t task) {
     int64_t i = static_cast<int64_t>(task);
     for (size_t j = 0; j < jobs.size(); ++j) {
@@ -639,6 +779,10 @@ void matmul_batch(std::span<const MatmulJob> jobs, ThreadPool& pool, MatmulInput
       const int64_t r1 = std::min(job.W->rows, r0 + chunk * kRowBlock);
       if (input == MatmulInput::kF32)
         return matmul_rows(*job.W, job.x, job.x_stride, job.T, job.y, job.y_stride, r0, r1);
+      if (job_q8_offsets[j + 1] > job_q8_offsets[j]) {
+        const Q8Input x{quantised_codes + job_q8_offsets[j], quantised_scales + job_q8_offsets[j] / 4, job.W->cols};
+        return rows_with_q8_input(*job.W, x, job.T, job.y, job.y_stride, r0, r1);
+      }
       if (job_packed_offsets[j + 1] > job_packed_offsets[j]) {
         const int64_t tiled = r0 + (r1 - r0) / kAmxRows * kAmxRows;
         amx_matmul_rows(*job.W, packed_input + job_packed_offsets[j], job.T, job.y, job.y_stride, r0, tiled);

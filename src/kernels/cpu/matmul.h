@@ -19,7 +19,12 @@ namespace dsv3 {
 // tokens; larger passes of BF16 and FP8 weights run on AMX tiles where the CPU has them
 // (amx_matmul.h). Faster decoding and prefill at the price of x's precision (8 significant
 // bits instead of 24).
-enum class MatmulInput { kF32, kBF16 };
+// kQ8, opt-in: x quantised as llama.cpp quantises what meets Q8_0 weights (blocks of 32: d =
+// max|x| / 127 as an F16, codes round(x / d)), for Q8_0 weights with rows a multiple of 64
+// long and passes of 1-4 tokens (decoding, speculative verification); the integer products
+// summed exactly (AVX512-VNNI where the CPU has it), each block's sums times both blocks' d in
+// FP32. Everything else (other weights, prefill) takes x as kBF16 does.
+enum class MatmulInput { kF32, kBF16, kQ8 };
 
 // y[t][r] = sum_c W[r][c] * x[t][c] for t < T and rows r in [row_begin, row_end);
 // x rows are x_stride floats apart, y rows y_stride floats apart; y is overwritten.
