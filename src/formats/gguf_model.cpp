@@ -3,6 +3,8 @@
 #include <cstring>
 #include <filesystem>
 #include <map>
+#include <string>
+#include <tuple>
 #include <nlohmann/json.hpp>
 
 #include "base/error.h"
@@ -224,38 +226,32 @@ ModelWeights GgufModel::bind_weights() {
            t.name, ")");
     return t;
   };
-  auto join_kv_b = [&](const std::string& block, const WeightSlot& slot) -> Matrix {
-    const int64_t h = c.num_attention_heads, nope = c.qk_nope_head_dim, v = c.v_head_dim, rank = c.kv_lora_rank;
+  const int64_t h = c.num_attention_heads, nope = c.qk_nope_head_dim, v = c.v_head_dim, rank = c.kv_lora_rank;
+  auto split_kv_b = [&](const std::string& block) -> std::pair<Matrix, Matrix> {
     const GgufTensor& k_b = checked(block + "attn_k_b.weight", {nope, rank, h});
     const GgufTensor& v_b = checked(block + "attn_v_b.weight", {rank, v, h});
-    const bool exact = k_b.dtype == v_b.dtype && dtype_block_values(k_b.dtype) == 1;
-    const DType dtype = exact ? k_b.dtype : DType::F32;
+    return {Matrix{k_b.dtype, h * rank, nope, k_b.data, nullptr, 0},  // per head: [rank][nope]
+            Matrix{v_b.dtype, h * v, rank, v_b.data, nullptr, 0}};    // per head: [v][rank]
+  };
+  // kv_b of F32, F16 or BF16 halves, joined in that dtype (the values and the arithmetic of the
+  // Hugging Face checkpoint); halves of a block dtype stay split (AttentionWeights::k_b, v_b).
+  auto join_kv_b = [&](const std::string& block, const WeightSlot& slot) -> Matrix {
+    const auto [keys, values] = split_kv_b(block);
+    if (keys.dtype != values.dtype || dtype_block_values(keys.dtype) != 1) return Matrix{};
+    const DType dtype = keys.dtype;
     const size_t size = dtype_size(dtype);
     std::vector<uint8_t>& out = joined_kv_b_.emplace_back(static_cast<size_t>(slot.rows * slot.cols) * size);
     auto at = [&](int64_t row, int64_t col) { return out.data() + static_cast<size_t>(row * rank + col) * size; };
-    const Matrix keys{k_b.dtype, h * rank, nope, k_b.data, nullptr, 0};    // per head: [rank][nope]
-    const Matrix values{v_b.dtype, h * v, rank, v_b.data, nullptr, 0};     // per head: [v][rank]
-    std::vector<float> row(static_cast<size_t>(std::max(nope, rank)));
+    const auto* k_b = static_cast<const uint8_t*>(keys.data);
+    const auto* v_b = static_cast<const uint8_t*>(values.data);
     for (int64_t head = 0; head < h; ++head) {
       const int64_t first = head * (nope + v);
-      for (int64_t col = 0; col < rank; ++col) {  // key half, transposed back
-        if (exact) {
-          for (int64_t r = 0; r < nope; ++r)
-            std::memcpy(at(first + r, col), k_b.data + static_cast<size_t>((head * rank + col) * nope + r) * size, size);
-        } else {
-          keys.decode_row(head * rank + col, 0, nope, row.data());
-          for (int64_t r = 0; r < nope; ++r) std::memcpy(at(first + r, col), &row[r], size);
-        }
-      }
-      for (int64_t r = 0; r < v; ++r) {  // value half, as it is
-        if (exact) {
-          std::memcpy(at(first + nope + r, 0), v_b.data + static_cast<size_t>((head * v + r) * rank) * size,
-                      static_cast<size_t>(rank) * size);
-        } else {
-          values.decode_row(head * v + r, 0, rank, row.data());
-          std::memcpy(at(first + nope + r, 0), row.data(), static_cast<size_t>(rank) * sizeof(float));
-        }
-      }
+      for (int64_t col = 0; col < rank; ++col)  // key half, transposed back
+        for (int64_t r = 0; r < nope; ++r)
+          std::memcpy(at(first + r, col), k_b + static_cast<size_t>((head * rank + col) * nope + r) * size, size);
+      for (int64_t r = 0; r < v; ++r)  // value half, as it is
+        std::memcpy(at(first + nope + r, 0), v_b + static_cast<size_t>((head * v + r) * rank) * size,
+                    static_cast<size_t>(rank) * size);
     }
     return Matrix{dtype, slot.rows, slot.cols, out.data(), nullptr, 0};
   };
@@ -277,6 +273,12 @@ ModelWeights GgufModel::bind_weights() {
       *matrix = Matrix{t.dtype, slot.rows, slot.cols, t.data, nullptr, 0};
     }
   });
+  // Layers whose kv_b stayed empty above: its halves bound as the file holds them.
+  auto bind_split = [&](int64_t layer, AttentionWeights& attn) {
+    if (attn.kv_b.empty()) std::tie(attn.k_b, attn.v_b) = split_kv_b("blk." + std::to_string(layer) + ".");
+  };
+  for (size_t i = 0; i < w.layers.size(); ++i) bind_split(static_cast<int64_t>(i), w.layers[i].attn);
+  if (w.mtp) bind_split(c.num_hidden_layers, w.mtp->block.attn);
   if (c.tie_word_embeddings) w.head = w.embed;
   return w;
 }

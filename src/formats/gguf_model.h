@@ -20,8 +20,9 @@
 //                                                         shared_head_norm, shared_head_head}
 // Shapes are written in ggml's order (ne[0] fastest): a [rows, cols] weight is [cols, rows].
 // Loading binds views into the mapped file (experts are row ranges of the stacked tensor);
-// only kv_b is built anew, from k_b and v_b, in their dtype when both are F32, F16 or BF16
-// (exact) and in F32 otherwise (the decoded values).
+// only kv_b is built anew, from k_b and v_b, when both are F32, F16 or BF16 (in that dtype:
+// the Hugging Face checkpoint's values and arithmetic); halves of a block dtype (Q8_0, ...)
+// are bound as they are, as AttentionWeights::k_b and v_b (a joined copy would have to be F32).
 #pragma once
 
 #include <functional>

@@ -59,11 +59,16 @@ void Model::attention(const AttentionWeights& w, const float* xn, int64_t T, std
     const int64_t h = static_cast<int64_t>(hi);
     float* qh = q + h * qk;
     for (int64_t t = 0; t < T; ++t) rope_apply(qh + t * heads * qk + nope, rope, cos + t * half, sin + t * half);
-    const Matrix w_key = w.kv_b.row_slice(h * (nope + v_dim), nope);
-    const Matrix w_value = w.kv_b.row_slice(h * (nope + v_dim) + nope, v_dim);
     float* ql = q_latent + h * T * rank;
     float* ol = o_latent + h * T * rank;
-    matmul_transposed(w_key, qh, heads * qk, T, ql, w_key.cols);
+    const bool split = w.kv_b.empty();  // (k_b holds each head's key half transposed: [rank][nope])
+    if (split) {
+      matmul_rows(w.k_b.row_slice(h * rank, rank), qh, heads * qk, T, ql, rank, 0, rank, input_);
+    } else {
+      matmul_transposed(w.kv_b.row_slice(h * (nope + v_dim), nope), qh, heads * qk, T, ql, rank);
+    }
+    const Matrix w_value =
+        split ? w.v_b.row_slice(h * v_dim, v_dim) : w.kv_b.row_slice(h * (nope + v_dim) + nope, v_dim);
     int64_t first = 0;  // the slice's first row
     for (const SequenceSlice& s : slices) {
       latent_attention_head({ql + first * rank, rank, qh + first * heads * qk + nope, heads * qk}, s.count,

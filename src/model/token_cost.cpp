@@ -32,7 +32,7 @@ TokenCost token_cost(const ModelConfig& config, const ModelWeights& weights) {
   cost.weight_bytes += stored_bytes(weights.embed) / double(weights.embed.rows);  // one row
   for (const LayerWeights& layer : weights.layers) {
     const AttentionWeights& a = layer.attn;
-    for (const Matrix* m : {&a.q_a, &a.q_b, &a.q, &a.kv_a, &a.kv_b, &a.o}) add(cost, *m);
+    for (const Matrix* m : {&a.q_a, &a.q_b, &a.q, &a.kv_a, &a.kv_b, &a.k_b, &a.v_b, &a.o}) add(cost, *m);
     if (!layer.is_moe) {
       add(cost, layer.dense);
       continue;

@@ -21,6 +21,10 @@ struct BasicAttentionWeights {
   M kv_a;          // [kv_lora_rank + rope, d]: latent then the shared rope key
   V kv_a_norm;
   M kv_b;          // [heads * (nope + v), kv_lora_rank], per head: key half then value half
+  // GGUF files with kv_b block-quantised hold it split, in the layout llama.cpp computes with;
+  // bound as they are, the two replace kv_b (then empty). Not part of training's parameters.
+  M k_b;           // [heads * kv_lora_rank, nope], per head: the key half transposed
+  M v_b;           // [heads * v, kv_lora_rank], per head: the value half
   M o;             // [d, heads * v]
 };
 

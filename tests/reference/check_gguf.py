@@ -16,10 +16,11 @@ gguf.cpp and its deepseek2 loader read it:
     decoded here (F32, F16, BF16, Q8_0) equal to the checkpoint's: exactly for BF16, F16
     and F32, within the Q8_0 rounding bound (d/2 + 127 |d - f16(d)| per value) for Q8_0.
 Then `dsv3 logits` (main and MTP, prefill and incremental) of the BF16 file equals the
-checkpoint's bit for bit. The Q8_0 file computes exactly the model whose weights are its
-Q8_0-rounded values (within the bound above): its logits equal bit for bit those of an F32
-checkpoint written here from the values this script decoded (d * q is exact in F32), and
-they stay within Q8_TOL of the largest source logit. The checks are shown able to fail: a
+checkpoint's bit for bit. The Q8_0 file computes the model whose weights are its Q8_0-rounded
+values (within the bound above): its logits equal those of an F32 checkpoint written here
+from the values this script decoded (d * q is exact in F32) to TWIN_TOL of the largest logit
+(not bit for bit: dsv3 applies the Q8_0 file's attn_k_b as it is stored, transposed, so that
+product sums in another order), and they stay within Q8_TOL of the largest source logit. The checks are shown able to fail: a
 copy of each file with one weight nudged is run too, and must break them. Last, with the
 tokenizer files beside it, `dsv3 generate` from the BF16 file gives the checkpoint's text.
 """
@@ -40,9 +41,11 @@ import make_checkpoint as mc  # noqa: E402
 
 # Logits of the Q8_0 file stay within this fraction of the source's largest |logit|
 # (measured on this model and these ids: 1.0%). A loose bound by nature: a rounded weight
-# can flip an expert choice and move a logit by far more; the exact check against the
-# F32 twin is the sharp one.
+# can flip an expert choice and move a logit by far more; the check against the
+# F32 twin is the sharp one: FP32 rounding of sums in another order only (measured 1e-7
+# of the largest logit; the nudged weights below move the logits by 0.25 of it).
 Q8_TOL = 0.05
+TWIN_TOL = 1e-6
 IDS = [1, 5, 9, 200, 3, 7, 100, 511, 42, 17, 8, 250]
 
 # GGUF value types: struct format of each scalar type.
@@ -363,8 +366,11 @@ def main():
     scale = np.abs(ref_main).max()
     q_main, q_mtp = logits(args.dsv3, files["q8_0"].path, w, "q8_0")
     twin_main, twin_mtp = logits(args.dsv3, f32_twin(files["q8_0"], cfg, src, os.path.join(w, "q8_0_twin")), w, "twin")
-    if not (np.array_equal(q_main, twin_main) and np.array_equal(q_mtp, twin_mtp)):
-        errors.append("q8_0 GGUF logits differ from its F32 twin's: max %g" % np.abs(q_main - twin_main).max())
+    twin_err = max(np.abs(q_main - twin_main).max(), np.abs(q_mtp - twin_mtp).max()) / scale
+    print("q8_0 GGUF against its F32 twin: max |logit difference| = %.3g of max |logit| (bound %g)"
+          % (twin_err, TWIN_TOL))
+    if not twin_err <= TWIN_TOL:
+        errors.append("q8_0 GGUF logits differ from its F32 twin's by %g of max |logit|" % twin_err)
     q_err = max(np.abs(q_main - ref_main).max(), np.abs(q_mtp - ref_mtp).max()) / scale
     print("q8_0 GGUF: max |logit difference| = %.3g of max |logit| (bound %g)" % (q_err, Q8_TOL))
     if not 0 < q_err <= Q8_TOL:
