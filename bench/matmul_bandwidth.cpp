@@ -85,6 +85,8 @@ BENCHMARK_CAPTURE(one_token, q8_0, DType::Q8_0, MatmulInput::kF32)->Apply(shapes
 BENCHMARK_CAPTURE(one_token, bf16_bf16x, DType::BF16, MatmulInput::kBF16)->Apply(shapes);
 BENCHMARK_CAPTURE(one_token, fp8_bf16x, DType::F8_E4M3, MatmulInput::kBF16)->Apply(shapes);
 BENCHMARK_CAPTURE(one_token, q8_0_bf16x, DType::Q8_0, MatmulInput::kBF16)->Apply(shapes);
+// The opt-in Q8_0 activations (AVX512-VNNI integer dot products where the CPU has them).
+BENCHMARK_CAPTURE(one_token, q8_0_q8x, DType::Q8_0, MatmulInput::kQ8)->Apply(shapes);
 
 // Prefill-shaped products (many tokens; compute-bound): FLOP/s. The 0.5B preset's expert with
 // the ~16 tokens a 128-token prompt sends to each of its experts, its dense layer with all
