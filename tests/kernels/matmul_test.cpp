@@ -108,6 +108,8 @@ TEST_P(MatmulTest, MatchesDoublePrecisionOnOddSizes) {
   }
 }
 
+// Passes of 1-4 tokens (BF16 and FP8 weights decoded in registers) and of more tokens (rows
+// decoded first) give each token the same bits.
 TEST_P(MatmulTest, TransposedProductOfARowSliceMatchesDoublePrecision) {
   const int64_t rows = 300, cols = 140, T = 6, begin = 133, count = 150;  // slice crosses an FP8 block edge
   StoredMatrix m = make_matrix(GetParam(), rows, cols, 5);
@@ -116,6 +118,14 @@ TEST_P(MatmulTest, TransposedProductOfARowSliceMatchesDoublePrecision) {
     std::vector<float> y(static_cast<size_t>(T * used + 1), NAN);
     matmul_transposed(m.view.row_slice(begin, count), x.data(), count, T, y.data(), used);
     EXPECT_TRUE(std::isnan(y.back())) << "wrote past [T][" << used << "]";
+    for (int64_t first : {0, 2}) {  // tokens [first, first + pass) in passes of 1 and 4
+      for (int64_t pass : {1, 4}) {
+        std::vector<float> part(static_cast<size_t>(pass * used));
+        matmul_transposed(m.view.row_slice(begin, count), x.data() + first * count, count, pass, part.data(), used);
+        EXPECT_EQ(std::memcmp(part.data(), y.data() + first * used, part.size() * sizeof(float)), 0)
+            << "tokens " << first << " + " << pass << ", " << used << " columns";
+      }
+    }
     for (int64_t t = 0; t < T; ++t)
       for (int64_t c = 0; c < used; ++c) {
         double exact = 0, abs_sum = 0;

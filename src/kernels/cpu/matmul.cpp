@@ -134,6 +134,13 @@ inline void track_fp8_nan(const uint8_t* codes, vu8& running_max) {
   v |= 0x80;
   running_max = running_max > v ? running_max : v;
 }
+inline bool saw_fp8_nan(const vu8& running_max) {  // tested as words (a byte loop was 6 % of a token)
+  const vu8 nan_flags = running_max == 0xFF;
+  uint64_t words[8], any = 0;
+  std::memcpy(words, &nan_flags, sizeof words);
+  for (uint64_t word : words) any |= word;
+  return any != 0;
+}
 
 // Columns per 64-byte cache line of a row (Q8_0: 68 bytes; near enough for prefetching).
 template <DType kType>
@@ -216,13 +223,8 @@ bool direct_block(const Matrix& W, int64_t r0, int64_t c0, int64_t len, const fl
       for (int64_t r = 0; r < kRowBlock; ++r) acc[i][r] += w[r] * xv;
     }
   }
-  if constexpr (kType == DType::F8_E4M3) {  // tested as words (a byte loop was 6 % of a token)
-    const vu8 nan_flags = nan_max == 0xFF;
-    uint64_t words[8], any = 0;
-    std::memcpy(words, &nan_flags, sizeof words);
-    for (uint64_t word : words) any |= word;
-    if (any) return false;
-  }
+  if constexpr (kType == DType::F8_E4M3)
+    if (saw_fp8_nan(nan_max)) return false;
   float tail[kRowBlock][kLanes];
   if (len_vec < len)  // (a call per row: skipped when there is no tail, as in every model's shapes)
     for (int64_t r = 0; r < kRowBlock; ++r) W.decode_row(r0 + r, c0 + len_vec, c0 + len, tail[r]);
@@ -656,6 +658,51 @@ class Scratch {
   std::vector<T> heap_;
 };
 
+// transposed_strip for BF16 or FP8 weights and a few tokens, all rows of W, columns [c0, c0 +
+// kStripCols): each row's weights decoded in registers as decode_row would (bitwise), one FMA
+// chain over the rows per y element, as in transposed_strip. Returns false, with y untouched,
+// when FP8 rows hold a NaN code.
+template <int64_t kTokens, DType kType>
+bool transposed_strip_direct(const Matrix& W, int64_t c0, const float* x, int64_t x_stride, float* y,
+                             int64_t y_stride) {
+  constexpr int64_t kVectors = kStripCols / kLanes;
+  const int64_t row_bytes = static_cast<int64_t>(W.row_bytes());  // (a call: kept out of the loop)
+  vf acc[kTokens][kVectors] = {};
+  vu8 nan_max = {};
+  vf scale = {};
+  for (int64_t r = 0; r < W.rows; ++r) {
+    const uint8_t* row = static_cast<const uint8_t*>(W.data) + r * row_bytes;
+    if constexpr (kType == DType::F8_E4M3) {
+      const int64_t block_row = (W.first_row + r) / kFp8BlockSize;
+      if (r == 0 || (W.first_row + r) % kFp8BlockSize == 0)
+        scale = broadcast(W.scale_inv[block_row * W.scale_cols() + c0 / kFp8BlockSize] * 0x1p120f);
+      track_fp8_nan(row + c0, nan_max);
+    }
+    vf w[kVectors];
+    for (int64_t j = 0; j < kVectors; ++j) w[j] = decode_lanes<kType>(row, c0 + j * kLanes, scale);
+    for (int64_t i = 0; i < kTokens; ++i) {
+      const vf xv = broadcast(x[i * x_stride + r]);
+      for (int64_t j = 0; j < kVectors; ++j) acc[i][j] += xv * w[j];
+    }
+  }
+  if constexpr (kType == DType::F8_E4M3)
+    if (saw_fp8_nan(nan_max)) return false;
+  for (int64_t i = 0; i < kTokens; ++i)
+    for (int64_t j = 0; j < kVectors; ++j) simd::store(y + i * y_stride + j * kLanes, acc[i][j]);
+  return true;
+}
+
+template <DType kType>
+bool transposed_direct(const Matrix& W, int64_t c0, const float* x, int64_t x_stride, int64_t T, float* y,
+                       int64_t y_stride) {
+  switch (T) {
+    case 1: return transposed_strip_direct<1, kType>(W, c0, x, x_stride, y, y_stride);
+    case 2: return transposed_strip_direct<2, kType>(W, c0, x, x_stride, y, y_stride);
+    case 3: return transposed_strip_direct<3, kType>(W, c0, x, x_stride, y, y_stride);
+    default: return transposed_strip_direct<4, kType>(W, c0, x, x_stride, y, y_stride);
+  }
+}
+
 // Whether a MatmulInput::kBF16 product runs on AMX tiles: passes of more tokens than the
 // decoding path takes, with weights the tiles can read.
 bool on_amx(const MatmulJob& job) { return job.T > kTokenBlock && job.W->rows >= kAmxRows && amx_handles(*job.W); }
@@ -806,9 +853,16 @@ void matmul_transposed(const Matrix& W, const float* x, int64_t x_stride, int64_
   // the blocking, so a token's result does not depend on the others.
   constexpr int64_t kRunRows = 128;
   if (W.rows == 0) return std::fill(y, y + T * cols, 0.0f);
+  // A few tokens (decoding) with BF16 or FP8 weights: whole strips decoded in registers.
+  const bool direct = T <= kTokenBlock && (W.dtype == DType::BF16 || W.dtype == DType::F8_E4M3) &&
+                      decodes_in_registers(W, 0, W.rows);
   alignas(64) float decoded[kRunRows * kStripCols];
   for (int64_t c0 = 0; c0 < cols; c0 += kStripCols) {
     const int64_t width = std::min(kStripCols, cols - c0);
+    if (direct && width == kStripCols &&
+        (W.dtype == DType::BF16 ? transposed_direct<DType::BF16>(W, c0, x, x_stride, T, y + c0, cols)
+                                : transposed_direct<DType::F8_E4M3>(W, c0, x, x_stride, T, y + c0, cols)))
+      continue;
     for (int64_t r0 = 0; r0 < W.rows; r0 += kRunRows) {
       const int64_t rows = std::min(kRunRows, W.rows - r0);
       const float* w = static_cast<const float*>(W.data) + r0 * W.cols + c0;
