@@ -12,11 +12,7 @@ namespace {
 uint16_t load_u16(const uint8_t* p) { return static_cast<uint16_t>(p[0] | (p[1] << 8)); }
 
 void decode_q8_0(const uint8_t* block, float* out) {
-  // The scale converted inline (one instruction with F16C; the same value as f16_to_f32, a
-  // call per block where prefill decodes every weight once).
-  _Float16 half;
-  std::memcpy(&half, block, 2);
-  const float d = static_cast<float>(half);
+  const float d = q8_0_scale(block);
   const int8_t* q = reinterpret_cast<const int8_t*>(block + 2);
   for (int64_t i = 0; i < kQ8_0BlockValues; ++i) out[i] = d * static_cast<float>(q[i]);
 }

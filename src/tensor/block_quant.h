@@ -19,6 +19,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 
 #include "tensor/dtype.h"
 
@@ -29,6 +30,13 @@ inline constexpr size_t kQ8_0BlockBytes = 34;
 inline constexpr int64_t kSuperBlockValues = 256;  // Q4_K and Q6_K
 inline constexpr size_t kQ4_KBlockBytes = 144;
 inline constexpr size_t kQ6_KBlockBytes = 210;
+
+// A Q8_0 block's scale d (its first two bytes).
+inline float q8_0_scale(const uint8_t* block) {
+  uint16_t bits;
+  std::memcpy(&bits, block, 2);
+  return f16_to_f32(bits);
+}
 
 // Decodes values [c0, c1) of a row of blocks of a block dtype to FP32.
 void decode_blocks(DType dtype, const uint8_t* row, int64_t c0, int64_t c1, float* out);

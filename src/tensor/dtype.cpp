@@ -49,18 +49,6 @@ int64_t dtype_block_values(DType dtype) {
   }
 }
 
-float f16_to_f32(uint16_t h) {
-  uint32_t sign = uint32_t{h & 0x8000u} << 16;
-  uint32_t exponent = (h >> 10) & 0x1f;
-  uint32_t mantissa = h & 0x3ff;
-  if (exponent == 0x1f) return bits_to_f32(sign | 0x7f800000u | (mantissa << 13));
-  if (exponent == 0) {  // zero or subnormal: mantissa * 2^-24
-    float magnitude = std::ldexp(static_cast<float>(mantissa), -24);
-    return sign ? -magnitude : magnitude;
-  }
-  return bits_to_f32(sign | ((exponent + 112) << 23) | (mantissa << 13));
-}
-
 uint16_t f32_to_f16(float f) {
   uint32_t bits = f32_to_bits(f);
   uint16_t sign = static_cast<uint16_t>((bits >> 16) & 0x8000u);

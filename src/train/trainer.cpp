@@ -340,8 +340,9 @@ std::string train(const TrainOptions& o) {
     // (Every rank holds the same summed gradient, so all skip or stop together.)
     const bool skipped = !std::isfinite(grad_norm);
     if (skipped) {
-      std::fprintf(stderr, "train: step %lld: the gradient is not finite (loss %.4f); update skipped\n",
-                   (long long)(step + 1), loss);
+      if (comm.is_root())
+        std::fprintf(stderr, "train: step %lld: the gradient is not finite (loss %.4f); update skipped\n",
+                     (long long)(step + 1), loss);
       ++skipped_in_a_row;
     } else {
       skipped_in_a_row = 0;
@@ -406,8 +407,8 @@ std::string train(const TrainOptions& o) {
       comm.allreduce_sum(val, "summing the validation loss");
       entry["val_loss"] = val[0] / double(count);
     }
+    if (comm.is_root()) log << entry.dump() << "\n" << std::flush;
     if (skipped_in_a_row == kMaxSkippedSteps) {  // on every rank: they sum the same gradient
-      if (comm.is_root()) log << entry.dump() << "\n" << std::flush;
       fail("the gradient was not finite in ", kMaxSkippedSteps, " steps in a row (steps ", step + 2 - kMaxSkippedSteps,
            "-", step + 1, "; no update was applied in them, see ", log_path.string(), ")");
     }
@@ -418,7 +419,6 @@ std::string train(const TrainOptions& o) {
       }
       continue;
     }
-    log << entry.dump() << "\n" << std::flush;
     if (elapsed() - last_report >= 5.0 || last || step == 0) {
       last_report = elapsed();
       std::fprintf(stderr, "train: step %lld/%lld loss %.4f mtp %.4f maxvio %.3f lr %.2e %.0f tok/s%s\n",

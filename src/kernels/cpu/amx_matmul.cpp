@@ -221,9 +221,7 @@ void q8_0_rows(const Matrix& W, const uint32_t* packed, int64_t T, float* y, int
       const uint8_t* row = static_cast<const uint8_t*>(W.data) + (r0 + n) * W.row_bytes();
       for (int64_t s = 0; s < steps; ++s) {
         const uint8_t* block = row + s * kQ8_0BlockBytes;
-        _Float16 d;
-        std::memcpy(&d, block, 2);
-        scales[n * steps + s] = static_cast<float>(d);
+        scales[n * steps + s] = q8_0_scale(block);
         const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + 2));
         const __m512i lo_ints = _mm512_maskz_cvtepi8_epi32(0xFFFF, _mm256_castsi256_si128(q));
         const __m512i hi_ints = _mm512_maskz_cvtepi8_epi32(0xFFFF, _mm256_extracti128_si256(q, 1));

@@ -142,9 +142,15 @@ inline bool saw_fp8_nan(const vu8& running_max) {  // tested as words (a byte lo
   return any != 0;
 }
 
-// Columns per 64-byte cache line of a row (Q8_0: 68 bytes; near enough for prefetching).
+// Columns per 64-byte cache line of a row (Q8_0: 68 bytes; near enough for when to prefetch),
+// and the byte offset of column c in a row.
 template <DType kType>
 constexpr int64_t kColsPerLine = kType == DType::F32 ? 16 : kType == DType::BF16 ? 32 : 64;
+template <DType kType>
+constexpr int64_t column_offset(int64_t c) {
+  if constexpr (kType == DType::Q8_0) return c / kQ8_0BlockValues * static_cast<int64_t>(kQ8_0BlockBytes);
+  return c * 64 / kColsPerLine<kType>;
+}
 constexpr int64_t kPrefetchAhead = 1024;  // bytes; decode medians of 6 A/B runs, FP8: 81 (512), 86 (1024, 2048)
 
 // Each row of a block is a short stream (the hardware prefetcher stops at page ends, and a
@@ -174,11 +180,7 @@ bool direct_block(const Matrix& W, int64_t r0, int64_t c0, int64_t len, const fl
   for (int64_t r = 0; r < kRowBlock; ++r) {
     const uint8_t* row = static_cast<const uint8_t*>(W.data) + (r0 + r) * row_bytes;
     row_starts[r] = row;
-    if constexpr (kType == DType::Q8_0) {
-      rows[r] = row + static_cast<size_t>(c0 / kQ8_0BlockValues) * kQ8_0BlockBytes;
-    } else {
-      rows[r] = row + static_cast<size_t>(c0) * dtype_size(kType);
-    }
+    rows[r] = row + column_offset<kType>(c0);
     if constexpr (kType == DType::F8_E4M3) {
       const float* scales = W.scale_inv + ((W.first_row + r0 + r) / kFp8BlockSize) * W.scale_cols() + c0 / kFp8BlockSize;
       for (int64_t b = 0; b * kFp8BlockSize < len; ++b) folded[r][b] = broadcast(scales[b] * 0x1p120f);
@@ -190,7 +192,7 @@ bool direct_block(const Matrix& W, int64_t r0, int64_t c0, int64_t len, const fl
   for (int64_t c = 0; c < len_vec; c += kLanes) {
     if (c % kColsPerLine<kType> == 0)
       for (int64_t r = 0; r < kRowBlock; ++r)
-        prefetch_ahead(row_starts[r], (c0 + c) * 64 / kColsPerLine<kType>, row_bytes, kRowBlock);
+        prefetch_ahead(row_starts[r], column_offset<kType>(c0 + c), row_bytes, kRowBlock);
     if constexpr (kType == DType::F8_E4M3) {
       if (c % 64 == 0)
         for (int64_t r = 0; r < kRowBlock; ++r) {
@@ -206,11 +208,9 @@ bool direct_block(const Matrix& W, int64_t r0, int64_t c0, int64_t len, const fl
     }
     if constexpr (kType == DType::Q8_0) {
       if (c % kQ8_0BlockValues == 0)  // a block's d, converted once for its lanes
-        for (int64_t r = 0; r < kRowBlock; ++r) {
-          _Float16 d;  // converted inline (F16C), where f16_to_f32 is a call
-          std::memcpy(&d, static_cast<const uint8_t*>(rows[r]) + c / kQ8_0BlockValues * kQ8_0BlockBytes, 2);
-          q8_scales[r] = broadcast(static_cast<float>(d));
-        }
+        for (int64_t r = 0; r < kRowBlock; ++r)
+          q8_scales[r] =
+              broadcast(q8_0_scale(static_cast<const uint8_t*>(rows[r]) + c / kQ8_0BlockValues * kQ8_0BlockBytes));
     }
     vf w[kRowBlock];
     for (int64_t r = 0; r < kRowBlock; ++r)
@@ -265,25 +265,33 @@ bool direct_product(const Matrix& W, int64_t r0, int64_t c0, int64_t len, const 
 // pass or where it sits among them: prefill, one-token decoding and the speculative
 // verification pass give bitwise the same numbers.
 constexpr int64_t kTileGroup = 4;  // row blocks decoded before x passes over them
+
+// kTokens tokens from x (x_stride apart) against every tile in turn.
+template <int64_t kTokens>
+void tiles_times_tokens(const float (*tile)[kRowBlock * kColBlock], int64_t tiles, const int64_t* row_offsets,
+                        int64_t last_rows, const float* x, int64_t x_stride, int64_t len, float* y, int64_t y_stride) {
+  for (int64_t i = 0; i < tiles; ++i) {
+    float* yt = y + row_offsets[i];
+    if (i + 1 < tiles || last_rows == kRowBlock) {
+      tile_block<kTokens, kRowBlock>(tile[i], x, x_stride, len, yt, y_stride);
+    } else {
+      for (int64_t k = 0; k < kTokens; ++k)
+        for (int64_t r = 0; r < last_rows; ++r)
+          tile_block<1, 1>(tile[i] + r * kColBlock, x + k * x_stride, x_stride, len, yt + k * y_stride + r, y_stride);
+    }
+  }
+}
+
 void tile_product(const float (*tile)[kRowBlock * kColBlock], int64_t tiles, const int64_t* row_offsets,
                   int64_t last_rows, const float* x, int64_t x_stride, int64_t T, int64_t len, float* y,
                   int64_t y_stride) {
-  auto tokens = [&]<int64_t kTokens>(int64_t t) {
-    for (int64_t i = 0; i < tiles; ++i) {
-      float* yt = y + t * y_stride + row_offsets[i];
-      if (i + 1 < tiles || last_rows == kRowBlock) {
-        tile_block<kTokens, kRowBlock>(tile[i], x + t * x_stride, x_stride, len, yt, y_stride);
-      } else {
-        for (int64_t k = 0; k < kTokens; ++k)
-          for (int64_t r = 0; r < last_rows; ++r)
-            tile_block<1, 1>(tile[i] + r * kColBlock, x + (t + k) * x_stride, x_stride, len, yt + k * y_stride + r,
-                             y_stride);
-      }
-    }
-  };
   int64_t t = 0;
-  for (; t + kTokenBlock <= T; t += kTokenBlock) tokens.template operator()<kTokenBlock>(t);
-  for (; t < T; ++t) tokens.template operator()<1>(t);
+  for (; t + kTokenBlock <= T; t += kTokenBlock)
+    tiles_times_tokens<kTokenBlock>(tile, tiles, row_offsets, last_rows, x + t * x_stride, x_stride, len,
+                                    y + t * y_stride, y_stride);
+  for (; t < T; ++t)
+    tiles_times_tokens<1>(tile, tiles, row_offsets, last_rows, x + t * x_stride, x_stride, len, y + t * y_stride,
+                          y_stride);
 }
 
 #ifdef __AVX512BF16__
@@ -415,12 +423,9 @@ bool q8_0_dot_block(const Matrix& W, int64_t r0, const uint16_t* xb, float* y, i
           _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blocks + kQ8_0BlockBytes + 2)), 1);
       minus_128 |= _mm512_cmpeq_epi8_mask(values, _mm512_set1_epi8(static_cast<char>(0x80)));
       bf16_lookup(tables, _mm512_abs_epi8(values), values, first[r], second[r]);
-      _Float16 d0, d1;
-      std::memcpy(&d0, blocks, 2);
-      std::memcpy(&d1, blocks + kQ8_0BlockBytes, 2);
       // (The maskz forms of the inserts: GCC 12 warns of the undefined vector in the plain ones.)
-      const __m256 high_half = _mm256_set1_ps(static_cast<float>(d1));
-      scale[r] = _mm512_maskz_insertf32x8(0xFFFF, _mm512_set1_ps(static_cast<float>(d0)), high_half, 1);
+      const __m256 high_half = _mm256_set1_ps(q8_0_scale(blocks + kQ8_0BlockBytes));
+      scale[r] = _mm512_maskz_insertf32x8(0xFFFF, _mm512_set1_ps(q8_0_scale(blocks)), high_half, 1);
     }
     for (int64_t i = 0; i < kTokens; ++i) {
       __m512bh x_first, x_second;
@@ -552,11 +557,8 @@ void q8_dot_block(const Matrix& W, int64_t r0, const Q8Input& x, float* y, int64
           _mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blocks + 2))),
           _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blocks + kQ8_0BlockBytes + 2)), 1);
       biased[r] = _mm512_xor_si512(codes, bias);
-      _Float16 d0, d1;  // converted inline (F16C), where f16_to_f32 is a call
-      std::memcpy(&d0, blocks, 2);
-      std::memcpy(&d1, blocks + kQ8_0BlockBytes, 2);
-      d[r] = _mm512_maskz_insertf32x8(0xFFFF, _mm512_set1_ps(static_cast<float>(d0)),
-                                      _mm256_set1_ps(static_cast<float>(d1)), 1);
+      d[r] = _mm512_maskz_insertf32x8(0xFFFF, _mm512_set1_ps(q8_0_scale(blocks)),
+                                      _mm256_set1_ps(q8_0_scale(blocks + kQ8_0BlockBytes)), 1);
     }
     for (int64_t i = 0; i < kTokens; ++i) {
       const __m512i xq = _mm512_loadu_si512(x.codes + i * cols + c);
@@ -585,7 +587,7 @@ void q8_dot_block(const Matrix& W, int64_t r0, const Q8Input& x, float* y, int64
         const uint8_t* block = row + c / kQ8_0BlockValues * kQ8_0BlockBytes;
         int32_t dot = 0;
         for (int64_t k = 0; k < kQ8_0BlockValues; ++k) dot += static_cast<int8_t>(block[2 + k]) * xq[c + k];
-        const float dw = f16_to_f32(static_cast<uint16_t>(block[0] | block[1] << 8));
+        const float dw = q8_0_scale(block);
         sum += static_cast<float>(dot) * x.scales[(i * x.cols + c) / 4] * dw;
       }
       y[i * y_stride + r] = sum;
