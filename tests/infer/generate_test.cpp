@@ -11,6 +11,7 @@
 #include <random>
 
 #include "base/error.h"
+#include "formats/gguf_model.h"
 #include "formats/hf_writer.h"
 #include "formats/model_dir.h"
 #include "infer/speculative.h"
@@ -174,6 +175,28 @@ TEST(GenerateTest, GreedySpeculativeDecodingEqualsPlainDecodingWithBf16Activatio
   const std::vector<int32_t> prompt = {0, 17, 300, 5};
   const std::vector<int32_t> plain = run(generator, prompt, 40, 0, greedy);
   for (int64_t drafts : {1, 3}) EXPECT_EQ(run(generator, prompt, 40, drafts, greedy), plain) << drafts << " drafts";
+}
+
+// --activations q8 on a Q8_0 GGUF (its Q8_0 weights meet Q8_0-quantised activations in passes
+// of up to 32 tokens, the rest BF16-rounded ones): greedy speculative decoding still gives
+// plain decoding's tokens, also with 16 drafts (17-token verification passes).
+TEST(GenerateTest, GreedySpeculativeDecodingEqualsPlainDecodingWithQ8Activations) {
+  ThreadPool pool(2);
+  const std::string path = (std::filesystem::path(testing::TempDir()) / "generate_tiny_q8_0.gguf").string();
+  std::filesystem::remove(path);
+  std::mt19937 rng(6);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  write_gguf_model(path, preset_config("tiny"), DType::Q8_0, "tiny", "", [&](const WeightSlot& slot, float* v) {
+    for (int64_t i = 0; i < slot.rows * std::max<int64_t>(slot.cols, 1); ++i)
+      v[i] = slot.role == WeightRole::Norm ? 1.0f + 0.1f * normal(rng) : 0.2f * normal(rng);
+  });
+  LoadedModel loaded = load_model(path, pool);
+  loaded.model->set_matmul_input(MatmulInput::kQ8);
+  Generator generator(*loaded.model, 128, 16);
+  Sampler greedy(kGreedy, loaded.model->config().vocab_size);
+  const std::vector<int32_t> prompt = {0, 17, 300, 5};
+  const std::vector<int32_t> plain = run(generator, prompt, 40, 0, greedy);
+  for (int64_t drafts : {1, 3, 16}) EXPECT_EQ(run(generator, prompt, 40, drafts, greedy), plain) << drafts << " drafts";
 }
 
 // The decode loop allocates nothing: a run's allocations do not grow with its length.

@@ -392,18 +392,28 @@ TEST(MatmulQ8_0Test, Bf16InputsMatchTheRoundedProducts) {
   expect_bf16_input_products(m, {1, 2, 3, 4, 6, 40});
 }
 
-// MatmulInput::kQ8 with Q8_0 weights (rows a multiple of 64 long), passes of 1-4 tokens: the
-// quantised x times the blocks' values, a -128 among them, the integer sums exact (so the
+// MatmulInput::kQ8 with Q8_0 weights (rows a multiple of 64 long), passes of up to 32 tokens:
+// the quantised x times the blocks' values, a -128 among them, the integer sums exact (so the
 // bound counts the roundings of the scaling, of the sums of 64-column pieces and of the lanes:
-// 2 + cols / 64 + 4 < cols / 16); a token with a value that is not finite gets non-finite
-// results and leaves the others' alone. Passes of more tokens and weights of other dtypes take
-// x as kBF16 does, bit for bit.
+// 2 + cols / 64 + 4 < cols / 16), each token's bits the same in passes of any such size; a
+// token with a value that is not finite gets non-finite results and leaves the others' alone.
+// Passes of more tokens and weights of other dtypes take x as kBF16 does, bit for bit.
 TEST(MatmulQ8_0Test, Q8InputsMatchTheQuantisedProducts) {
   const int64_t cols = 1152;
   const StoredMatrix m = q8_0_matrix_with_minus_128(cols, 37);
-  expect_input_products(m, {1, 2, 3, 4}, MatmulInput::kQ8, q8_input, cols / 16);
+  expect_input_products(m, {1, 2, 3, 4, 5, 11}, MatmulInput::kQ8, q8_input, cols / 16);
 
   ThreadPool pool(2);
+  {
+    const int64_t T = 32;
+    const std::vector<float> x = random_input(T * cols, 7);
+    std::vector<float> all(T * m.view.rows), part(all.size());
+    matmul(m.view, x.data(), T, all.data(), pool, MatmulInput::kQ8);
+    for (int64_t t = 0; t < T; t += 5)
+      matmul(m.view, x.data() + t * cols, std::min<int64_t>(5, T - t), part.data() + t * m.view.rows, pool,
+             MatmulInput::kQ8);
+    EXPECT_EQ(std::memcmp(all.data(), part.data(), all.size() * sizeof(float)), 0) << "passes of 5 and of 32";
+  }
   for (int64_t T : {1, 3}) {
     std::vector<float> x = random_input(T * cols, 5), y(T * m.view.rows);
     x[(T - 1) * cols + 700] = std::numeric_limits<float>::infinity();
@@ -415,8 +425,8 @@ TEST(MatmulQ8_0Test, Q8InputsMatchTheQuantisedProducts) {
 
   const StoredMatrix fp8 = make_matrix(DType::F8_E4M3, 150, 384, 41);
   for (const StoredMatrix* w : {&m, &fp8})
-    for (int64_t T : {1, 4, 5, 9}) {
-      if (w == &m && T <= 4) continue;
+    for (int64_t T : {1, 4, 9, 33}) {
+      if (w == &m && T <= 32) continue;
       const std::vector<float> x = random_input(T * w->view.cols, 6);
       std::vector<float> q8(T * w->view.rows), bf16(q8.size());
       matmul(w->view, x.data(), T, q8.data(), pool, MatmulInput::kQ8);

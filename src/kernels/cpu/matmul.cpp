@@ -517,10 +517,13 @@ struct Q8Input {
   int64_t cols;
 };
 
-// Passes of more tokens (prefill) take x as kBF16 does: there the BF16 dot products and AMX
-// tiles outrun the integer ones, which need a conversion and two scalings per pair of blocks.
+// Passes of up to kQ8MaxTokens: decoding, speculative verification (up to 16 drafts), batches
+// of sequences, so that a token's logits do not depend on which of these computes them.
+// Larger passes (prefill) take x as kBF16 does: there the BF16 dot products and AMX tiles
+// outrun the integer ones, which need a conversion and two scalings per pair of blocks.
+constexpr int64_t kQ8MaxTokens = 32;
 bool takes_q8_input(const Matrix& W, int64_t T) {
-  return W.dtype == DType::Q8_0 && W.cols % 64 == 0 && T <= kTokenBlock;
+  return W.dtype == DType::Q8_0 && W.cols % 64 == 0 && T <= kQ8MaxTokens;
 }
 
 void quantize_input_q8(const float* x, int64_t x_stride, int64_t T, int64_t cols, int8_t* codes, float* scales) {
@@ -596,18 +599,23 @@ void q8_dot_block(const Matrix& W, int64_t r0, const Q8Input& x, float* y, int64
 }
 #endif
 
+// kRows rows from r0 times all T tokens, kTokenBlock at a time (the rows stay in L1 meanwhile).
 template <int64_t kRows>
 void q8_row_block(const Matrix& W, int64_t r0, const Q8Input& x, int64_t T, float* y, int64_t y_stride) {
-  switch (T) {
-    case 1: return q8_dot_block<1, kRows>(W, r0, x, y + r0, y_stride);
-    case 2: return q8_dot_block<2, kRows>(W, r0, x, y + r0, y_stride);
-    case 3: return q8_dot_block<3, kRows>(W, r0, x, y + r0, y_stride);
-    default: return q8_dot_block<4, kRows>(W, r0, x, y + r0, y_stride);
+  for (int64_t t = 0; t < T; t += kTokenBlock) {
+    const Q8Input xt{x.codes + t * x.cols, x.scales + t * x.cols / 4, x.cols};
+    float* yt = y + t * y_stride + r0;
+    switch (std::min(kTokenBlock, T - t)) {
+      case 1: q8_dot_block<1, kRows>(W, r0, xt, yt, y_stride); break;
+      case 2: q8_dot_block<2, kRows>(W, r0, xt, yt, y_stride); break;
+      case 3: q8_dot_block<3, kRows>(W, r0, xt, yt, y_stride); break;
+      default: q8_dot_block<4, kRows>(W, r0, xt, yt, y_stride); break;
+    }
   }
 }
 
-// Rows [row_begin, row_end) of the product with the quantised x, T <= kTokenBlock (one token
-// takes 8 rows at a time: more row streams in flight).
+// Rows [row_begin, row_end) of the product with the quantised x (one token takes 8 rows at a
+// time: more row streams in flight).
 void rows_with_q8_input(const Matrix& W, const Q8Input& x, int64_t T, float* y, int64_t y_stride,
                         int64_t row_begin, int64_t row_end) {
   int64_t r0 = row_begin;

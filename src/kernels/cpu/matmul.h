@@ -21,9 +21,9 @@ namespace dsv3 {
 // bits instead of 24).
 // kQ8, opt-in: x quantised as llama.cpp quantises what meets Q8_0 weights (blocks of 32: d =
 // max|x| / 127 as an F16, codes round(x / d)), for Q8_0 weights with rows a multiple of 64
-// long and passes of 1-4 tokens (decoding, speculative verification); the integer products
-// summed exactly (AVX512-VNNI where the CPU has it), each block's sums times both blocks' d in
-// FP32. Everything else (other weights, prefill) takes x as kBF16 does.
+// long and passes of up to 32 tokens (decoding, speculative verification, batches); the
+// integer products summed exactly (AVX512-VNNI where the CPU has it), each block's sums times
+// both blocks' d in FP32. Everything else (other weights, prefill) takes x as kBF16 does.
 enum class MatmulInput { kF32, kBF16, kQ8 };
 
 // y[t][r] = sum_c W[r][c] * x[t][c] for t < T and rows r in [row_begin, row_end);
