@@ -294,6 +294,25 @@ void tile_product(const float (*tile)[kRowBlock * kColBlock], int64_t tiles, con
                           y_stride);
 }
 
+#ifdef __AVX512F__
+// Two consecutive Q8_0 blocks of a row (64 values, `offset` bytes into it) for the BF16- and
+// Q8-input decode kernels: their 64 codes as one vector (prefetching further along the row),
+// and their d spread over the halves of 16 FP32 lanes where those kernels land each block's
+// sums. (The maskz forms of the inserts: GCC 12 warns of the undefined vector in the plain ones.)
+inline __m512i q8_0_pair_codes(const uint8_t* row, int64_t offset, int64_t row_bytes, int64_t block_rows) {
+  prefetch_ahead(row, offset, row_bytes, block_rows);
+  prefetch_ahead(row, offset + 64, row_bytes, block_rows);
+  const uint8_t* blocks = row + offset;
+  return _mm512_maskz_inserti64x4(
+      0xFF, _mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blocks + 2))),
+      _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blocks + kQ8_0BlockBytes + 2)), 1);
+}
+inline __m512 q8_0_pair_scales(const uint8_t* blocks) {
+  return _mm512_maskz_insertf32x8(0xFFFF, _mm512_set1_ps(q8_0_scale(blocks)),
+                                  _mm256_set1_ps(q8_0_scale(blocks + kQ8_0BlockBytes)), 1);
+}
+#endif
+
 #ifdef __AVX512BF16__
 // MatmulInput::kBF16 with BF16 weights: kRowBlock rows times kTokens rows of BF16 x (xb,
 // W.cols apart), all columns, into y. vdpbf16ps adds two products per FP32 lane (inputs'
@@ -413,19 +432,12 @@ bool q8_0_dot_block(const Matrix& W, int64_t r0, const uint16_t* xb, float* y, i
   for (int64_t c = 0; c < cols; c += 64) {
     __m512i first[kRows], second[kRows];
     __m512 scale[kRows];
+    const int64_t offset = c / kQ8_0BlockValues * kQ8_0BlockBytes;
     for (int64_t r = 0; r < kRows; ++r) {
-      const uint8_t* blocks = rows[r] + c / kQ8_0BlockValues * kQ8_0BlockBytes;
-      const int64_t offset = c / kQ8_0BlockValues * kQ8_0BlockBytes;
-      prefetch_ahead(rows[r], offset, row_bytes, kRows);
-      prefetch_ahead(rows[r], offset + 64, row_bytes, kRows);
-      const __m512i values = _mm512_maskz_inserti64x4(0xFF,
-          _mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blocks + 2))),
-          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blocks + kQ8_0BlockBytes + 2)), 1);
+      const __m512i values = q8_0_pair_codes(rows[r], offset, row_bytes, kRows);
       minus_128 |= _mm512_cmpeq_epi8_mask(values, _mm512_set1_epi8(static_cast<char>(0x80)));
       bf16_lookup(tables, _mm512_abs_epi8(values), values, first[r], second[r]);
-      // (The maskz forms of the inserts: GCC 12 warns of the undefined vector in the plain ones.)
-      const __m256 high_half = _mm256_set1_ps(q8_0_scale(blocks + kQ8_0BlockBytes));
-      scale[r] = _mm512_maskz_insertf32x8(0xFFFF, _mm512_set1_ps(q8_0_scale(blocks)), high_half, 1);
+      scale[r] = q8_0_pair_scales(rows[r] + offset);
     }
     for (int64_t i = 0; i < kTokens; ++i) {
       __m512bh x_first, x_second;
@@ -553,15 +565,8 @@ void q8_dot_block(const Matrix& W, int64_t r0, const Q8Input& x, float* y, int64
     __m512i biased[kRows];
     __m512 d[kRows];
     for (int64_t r = 0; r < kRows; ++r) {
-      const uint8_t* blocks = rows[r] + offset;
-      prefetch_ahead(rows[r], offset, row_bytes, kRows);
-      prefetch_ahead(rows[r], offset + 64, row_bytes, kRows);
-      const __m512i codes = _mm512_maskz_inserti64x4(0xFF,
-          _mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blocks + 2))),
-          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blocks + kQ8_0BlockBytes + 2)), 1);
-      biased[r] = _mm512_xor_si512(codes, bias);
-      d[r] = _mm512_maskz_insertf32x8(0xFFFF, _mm512_set1_ps(q8_0_scale(blocks)),
-                                      _mm256_set1_ps(q8_0_scale(blocks + kQ8_0BlockBytes)), 1);
+      biased[r] = _mm512_xor_si512(q8_0_pair_codes(rows[r], offset, row_bytes, kRows), bias);
+      d[r] = q8_0_pair_scales(rows[r] + offset);
     }
     for (int64_t i = 0; i < kTokens; ++i) {
       const __m512i xq = _mm512_loadu_si512(x.codes + i * cols + c);
