@@ -14,6 +14,7 @@
 #include "cli/decoding_options.h"
 #include "formats/model_dir.h"
 #include "infer/generate.h"
+#include "kernels/cpu/cpu_kernels.h"
 #include "kernels/cpu/machine_limits.h"
 #include "model/token_cost.h"
 #include "tokenizer/tokenizer.h"
@@ -108,9 +109,9 @@ void run(const BenchOptions& o) {
   Generator generator(model, context, drafts);
   generator.check_fits(o.prompt_tokens, o.generate_tokens);
   if (!o.json)
-    std::fprintf(stderr, "bench: %s, %zu threads, %lld prompt + %lld generated tokens, %lld repeats\n",
-                 o.model.c_str(), pool.size(), (long long)o.prompt_tokens, (long long)o.generate_tokens,
-                 (long long)o.repeats);
+    std::fprintf(stderr, "bench: %s, %zu threads, %s kernels, %lld prompt + %lld generated tokens, %lld repeats\n",
+                 o.model.c_str(), pool.size(), cpu_kernels().name, (long long)o.prompt_tokens,
+                 (long long)o.generate_tokens, (long long)o.repeats);
 
   // Prefill: the whole prompt in one pass (warmed up once: page faults of the mapping).
   KvCache cache = model.make_cache(context);
@@ -139,6 +140,8 @@ void run(const BenchOptions& o) {
   j["model"] = o.model;
   j["threads"] = pool.size();
   j["weights_dtype"] = dtype;
+  j["cpu_kernels"] = cpu_kernels().name;  // cpu_kernels.h's variant (DSV3_CPU forces one)
+  j["amx"] = cpu_kernels().amx_usable();
   j["prompt_tokens"] = o.prompt_tokens;
   j["generated_tokens"] = o.generate_tokens;
   j["repeats"] = o.repeats;
@@ -177,6 +180,7 @@ void run(const BenchOptions& o) {
     return;
   }
   std::printf("%-34s %s\n", "weights", dtype.c_str());
+  std::printf("%-34s %s%s\n", "CPU kernels", cpu_kernels().name, cpu_kernels().amx_usable() ? " with AMX" : "");
   std::printf("%-34s %.1f tok/s\n", "prefill", median(prefill));
   std::printf("%-34s %.1f tok/s\n", "decode, no speculation", plain.tokens_per_second);
   if (drafts > 0) {

@@ -6,6 +6,7 @@
 #include "base/error.h"
 #include "cli/commands.h"
 #include "dist/communicator.h"
+#include "kernels/cpu/cpu_kernels.h"
 
 namespace {
 
@@ -38,6 +39,7 @@ int main(int argc, char** argv) {
   dsv3::cli::add_convert_command(app);
   dsv3::cli::add_schedule_command(app);
   try {
+    dsv3::cpu_kernels();  // a DSV3_CPU this CPU cannot run is an error before any work
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     if (e.get_exit_code() == 0) return app.exit(e);  // --help

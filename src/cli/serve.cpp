@@ -18,6 +18,7 @@
 #include "cli/expert_parallel.h"
 #include "dist/communicator.h"
 #include "formats/model_dir.h"
+#include "kernels/cpu/cpu_kernels.h"
 #include "serve/engine.h"
 #include "serve/http_server.h"
 #include "tokenizer/tokenizer.h"
@@ -75,9 +76,9 @@ void run(ServeOptions o) {
   const int port = server.bind();
   std::fprintf(stderr,
                "dsv3 serve: listening on http://%s:%d (model %s, %lld slots of %lld tokens, %zu threads, "
-               "speculation %s)\n",
+               "%s kernels, speculation %s)\n",
                o.http.host.c_str(), port, o.http.model_name.c_str(), (long long)o.parallel, (long long)context,
-               pool.size(), drafts ? ("mtp, " + std::to_string(drafts) + " draft(s)").c_str() : "none");
+               pool.size(), cpu_kernels().name, drafts ? ("mtp, " + std::to_string(drafts) + " draft(s)").c_str() : "none");
 
   std::atomic<bool> signalled{false}, listen_returned{false};
   std::thread signal_waiter([&] {

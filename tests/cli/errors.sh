@@ -50,6 +50,8 @@ expect_error generate_no_tokenizer "tokenizer.json" "$dsv3" generate -m "$work/t
 cp "$work/tok/"* "$work/no_mtp/" && cp "$work/tok/"* "$work/tiny/"
 expect_error speculative_without_mtp "MTP module" "$dsv3" generate -m "$work/no_mtp" -p "hello" --speculative mtp
 expect_error bad_draft "--draft" "$dsv3" generate -m "$work/tiny" -p "hello" --draft 0
+expect_error bad_cpu_variant "DSV3_CPU=sse9: no such kernel variant" env DSV3_CPU=sse9 "$dsv3" logits -m "$work/tiny" \
+  --ids "1 2" -o "$work/o.npy"
 expect_error bad_activations "--activations: fp16 not in {fp32,bf16,q8}" "$dsv3" generate -m "$work/tiny" -p "hello" \
   --activations fp16
 expect_error generate_past_context "new tokens exceed the context of 1024" "$dsv3" generate -m "$work/tiny" -p "hello" -n 5000

@@ -9,7 +9,7 @@
 #include <random>
 #include <vector>
 
-#include "kernels/cpu/amx_matmul.h"
+#include "kernels/cpu/cpu_kernels.h"
 #include "tensor/block_quant.h"
 #include "tensor/dtype.h"
 #include "tensor/fp8_blocks.h"
@@ -294,12 +294,13 @@ TEST_P(MatmulTest, Bf16InputsMatchTheRoundedProducts) {
 }
 
 // Passes of more than 4 tokens with BF16 or FP8 weights whose rows are a multiple of 32 long
-// run on AMX tiles where the CPU has them (amx_usable() says whether this one does; without,
+// run on AMX tiles where the CPU has them (the kernel variant says whether this one does; without,
 // the same checks test the vector path): 16-row tiles with the rest rows on the vector path,
 // a partial last FP8 block (352 = 2 x 128 + 96 columns), a row slice whose 16-row tiles
 // straddle FP8 scale blocks, one and several 16-token groups, more than 128 tokens.
 TEST(MatmulAmxTest, Bf16InputsMatchTheRoundedProducts) {
-  std::cout << "AMX tiles " << (amx_usable() ? "used" : "not available") << "\n";
+  std::cout << "kernels " << cpu_kernels().name << ", AMX tiles " << (cpu_kernels().amx_usable() ? "used" : "not used")
+            << "\n";
   for (DType dtype : {DType::BF16, DType::F8_E4M3})
     expect_bf16_input_products(make_matrix(dtype, 150, 352, 23), {5, 16, 33, 150});
 }

@@ -44,7 +44,7 @@ void amx_pack_input(const uint16_t* x, int64_t T, int64_t cols, uint32_t* packed
 bool amx_usable() {
   // Linux hands out the tile registers' state only on request (ARCH_REQ_XCOMP_PERM for
   // XFEATURE_XTILEDATA), once per process.
-  static const bool usable = syscall(SYS_arch_prctl, 0x1023, 18) == 0;
+  static const bool usable = __builtin_cpu_supports("amx-bf16") && syscall(SYS_arch_prctl, 0x1023, 18) == 0;
   return usable;
 }
 

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <vector>
 
+#include "kernels/cpu/cpu_kernels.h"
 #include "kernels/cpu/vec.h"
 
 namespace dsv3 {
@@ -42,7 +43,8 @@ float fma_loop(int64_t iterations, float seed) {
 
 }  // namespace
 
-MachineLimits measure_machine_limits(ThreadPool& pool) {
+// This variant's copy (cpu_kernels.h): the FMA peak is that of the variant's vectors.
+MachineLimits cpu_variant::measure_machine_limits(ThreadPool& pool) {
   MachineLimits limits;
   const size_t n = (size_t(1) << 30) / sizeof(float), threads = pool.size();
   std::vector<float> buffer(n, 1.0f);  // written once: pages are real, not the shared zero page

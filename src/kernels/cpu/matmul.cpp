@@ -10,6 +10,7 @@
 
 #include "kernels/cpu/amx_matmul.h"
 #include "kernels/cpu/bf16_lookup.h"
+#include "kernels/cpu/cpu_kernels.h"
 #include "kernels/cpu/vec.h"
 #include "tensor/block_quant.h"
 #include "tensor/fp8.h"
@@ -517,7 +518,7 @@ void rows_with_bf16_input(const Matrix& W, const uint16_t* codes, const float* v
 #else
   (void)codes;
 #endif
-  if (r0 < row_end) matmul_rows(W, values, W.cols, T, y, y_stride, r0, row_end);
+  if (r0 < row_end) cpu_variant::matmul_rows(W, values, W.cols, T, y, y_stride, r0, row_end, MatmulInput::kF32);
 }
 
 // MatmulInput::kQ8 with Q8_0 weights: x as Q8_0 blocks, each token's codes (cols of them) and
@@ -724,6 +725,9 @@ bool on_amx(const MatmulJob& job) { return job.T > kTokenBlock && job.W->rows >=
 
 }  // namespace
 
+// This variant's copy of matmul.h's functions (cpu_kernels.h).
+namespace cpu_variant {
+
 void matmul_rows(const Matrix& W, const float* x, int64_t x_stride, int64_t T, float* y, int64_t y_stride,
                  int64_t row_begin, int64_t row_end, MatmulInput input) {
   // The rounded or quantised x on this call's stack for passes of a few tokens (pool threads
@@ -769,7 +773,7 @@ void matmul_rows(const Matrix& W, const float* x, int64_t x_stride, int64_t T, f
 
 void matmul(const Matrix& W, const float* x, int64_t T, float* y, ThreadPool& pool, MatmulInput input) {
   const MatmulJob job{&W, x, W.cols, T, y, W.rows};
-  matmul_batch({&job, 1}, pool, input);
+  cpu_variant::matmul_batch({&job, 1}, pool, input);
 }
 
 void matmul_batch(std::span<const MatmulJob> jobs, ThreadPool& pool, MatmulInput input) {
@@ -844,7 +848,7 @@ void matmul_batch(std::span<const MatmulJob> jobs, ThreadPool& pool, MatmulInput
       int64_t r0 = i * chunk * kRowBlock;
       const int64_t r1 = std::min(job.W->rows, r0 + chunk * kRowBlock);
       if (input == MatmulInput::kF32)
-        return matmul_rows(*job.W, job.x, job.x_stride, job.T, job.y, job.y_stride, r0, r1);
+        return cpu_variant::matmul_rows(*job.W, job.x, job.x_stride, job.T, job.y, job.y_stride, r0, r1, input);
       if (job_q8_offsets[j + 1] > job_q8_offsets[j]) {
         const Q8Input x{quantised_codes + job_q8_offsets[j], quantised_scales + job_q8_offsets[j] / 4, job.W->cols};
         return rows_with_q8_input(*job.W, x, job.T, job.y, job.y_stride, r0, r1);
@@ -900,5 +904,7 @@ void matmul_transposed(const Matrix& W, const float* x, int64_t x_stride, int64_
     }
   }
 }
+
+}  // namespace cpu_variant
 
 }  // namespace dsv3
