@@ -4,9 +4,7 @@
 #include <cmath>
 #include <cstring>
 #include <vector>
-#ifdef __AVX512F__
 #include <immintrin.h>
-#endif
 
 #include "kernels/cpu/amx_matmul.h"
 #include "kernels/cpu/bf16_lookup.h"
@@ -34,29 +32,37 @@ inline vf bits_to_vf(vu32 bits) {
   return f;
 }
 
-// kLanes unsigned 16-bit integers widened to 32 bits. (GCC 12 scalarises __builtin_convertvector
-// from 8- and 16-bit lanes; a plain loop it vectorises, the AVX-512 intrinsic is one instruction.)
+// kLanes unsigned 16-bit integers widened to 32 bits, one instruction with AVX-512 or AVX2,
+// interleaving with zeros on SSE2. (GCC 12 scalarises __builtin_convertvector from 8- and
+// 16-bit lanes, and a plain loop over 8 lanes on SSE2.)
 inline vu32 widen(const uint16_t* p) {
-#ifdef __AVX512F__
+#if defined(__AVX512F__)
   return reinterpret_cast<vu32>(_mm512_maskz_cvtepu16_epi32(0xffff, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))));
+#elif defined(__AVX2__)
+  return reinterpret_cast<vu32>(_mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))));
 #else
-  uint32_t w[kLanes];
-  for (int64_t i = 0; i < kLanes; ++i) w[i] = p[i];
+  const __m128i words = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p)), zero = _mm_setzero_si128();
+  const __m128i halves[2] = {_mm_unpacklo_epi16(words, zero), _mm_unpackhi_epi16(words, zero)};
   vu32 v;
-  std::memcpy(&v, w, sizeof v);
+  std::memcpy(&v, halves, sizeof v);
   return v;
 #endif
 }
 
-// kLanes signed 8-bit integers widened to 32 bits (sign-extended).
+// kLanes signed 8-bit integers widened to 32 bits (sign-extended); on SSE2 each byte is put in
+// the top byte of its lane and shifted down arithmetically.
 inline vu32 widen_signed(const int8_t* p) {
-#ifdef __AVX512F__
+#if defined(__AVX512F__)
   return reinterpret_cast<vu32>(_mm512_maskz_cvtepi8_epi32(0xffff, _mm_loadu_si128(reinterpret_cast<const __m128i*>(p))));
+#elif defined(__AVX2__)
+  return reinterpret_cast<vu32>(_mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))));
 #else
-  uint32_t w[kLanes];
-  for (int64_t i = 0; i < kLanes; ++i) w[i] = static_cast<uint32_t>(int32_t{p[i]});
+  const __m128i bytes = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(p));
+  const __m128i doubled = _mm_unpacklo_epi8(bytes, bytes);
+  const __m128i halves[2] = {_mm_srai_epi32(_mm_unpacklo_epi16(doubled, doubled), 24),
+                             _mm_srai_epi32(_mm_unpackhi_epi16(doubled, doubled), 24)};
   vu32 v;
-  std::memcpy(&v, w, sizeof v);
+  std::memcpy(&v, halves, sizeof v);
   return v;
 #endif
 }
