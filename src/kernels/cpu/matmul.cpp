@@ -41,6 +41,7 @@ inline vu32 widen(const uint16_t* p) {
 #elif defined(__AVX2__)
   return reinterpret_cast<vu32>(_mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))));
 #else
+  static_assert(kLanes == 8, "two SSE registers of 4 lanes");
   const __m128i words = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p)), zero = _mm_setzero_si128();
   const __m128i halves[2] = {_mm_unpacklo_epi16(words, zero), _mm_unpackhi_epi16(words, zero)};
   vu32 v;
@@ -57,6 +58,7 @@ inline vu32 widen_signed(const int8_t* p) {
 #elif defined(__AVX2__)
   return reinterpret_cast<vu32>(_mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))));
 #else
+  static_assert(kLanes == 8, "two SSE registers of 4 lanes");
   const __m128i bytes = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(p));
   const __m128i doubled = _mm_unpacklo_epi8(bytes, bytes);
   const __m128i halves[2] = {_mm_srai_epi32(_mm_unpacklo_epi16(doubled, doubled), 24),
