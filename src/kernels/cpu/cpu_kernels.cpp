@@ -1,6 +1,7 @@
 #include "kernels/cpu/cpu_kernels.h"
 
 #include <cstdlib>
+#include <string>
 #include <string_view>
 
 #include "base/error.h"
@@ -45,7 +46,9 @@ const CpuKernels& choose() {
     if (!variant.runs_here()) fail("DSV3_CPU=", forced, ": this CPU lacks ", variant.needs);
     return *variant.kernels;
   }
-  fail("DSV3_CPU=", forced, ": no such kernel variant (avx512bf16, avx512, avx2, generic)");
+  std::string names;
+  for (const Variant& variant : kVariants) names += std::string(names.empty() ? "" : ", ") + variant.kernels->name;
+  fail("DSV3_CPU=", forced, ": no such kernel variant (", names, ")");
 }
 
 }  // namespace
