@@ -73,6 +73,18 @@ constexpr int64_t kRowBlock = 4;     // weight rows decoded together
 constexpr int64_t kTokenBlock = 4;   // tokens sharing each decoded row
 constexpr int64_t kColBlock = 512;   // columns decoded at a time (a multiple of the FP8 block)
 
+// sums[i][r] = hsum(acc[i][r]), 16 at a time where there are 16. Inlined by force: called, it
+// kept a tile's accumulators in memory, zeroed there for each block (4 % of a prefill).
+template <int64_t kTokens, int64_t kRows>
+[[gnu::always_inline]] inline void hsum_each(const vf (&acc)[kTokens][kRows], float (&sums)[kTokens][kRows]) {
+  if constexpr (kTokens * kRows == 16) {
+    simd::hsum16(reinterpret_cast<const vf(&)[16]>(acc), reinterpret_cast<float(&)[16]>(sums));
+  } else {
+    for (int64_t i = 0; i < kTokens; ++i)
+      for (int64_t r = 0; r < kRows; ++r) sums[i][r] = hsum(acc[i][r]);
+  }
+}
+
 // Adds the dot products of kRows decoded weight rows (tile, kColBlock apart) with kTokens
 // token rows of x over `len` columns into y[t][r].
 template <int64_t kTokens, int64_t kRows>
@@ -87,9 +99,11 @@ void tile_block(const float* tile, const float* x, int64_t x_stride, int64_t len
       for (int64_t r = 0; r < kRows; ++r) acc[i][r] += w[r] * xv;
     }
   }
+  float sums[kTokens][kRows];
+  hsum_each(acc, sums);
   for (int64_t i = 0; i < kTokens; ++i)
     for (int64_t r = 0; r < kRows; ++r) {
-      float sum = hsum(acc[i][r]);
+      float sum = sums[i][r];
       for (int64_t c = len_vec; c < len; ++c) sum += tile[r * kColBlock + c] * x[i * x_stride + c];
       y[i * y_stride + r] += sum;
     }
@@ -237,9 +251,11 @@ bool direct_block(const Matrix& W, int64_t r0, int64_t c0, int64_t len, const fl
   float tail[kRowBlock][kLanes];
   if (len_vec < len)  // (a call per row: skipped when there is no tail, as in every model's shapes)
     for (int64_t r = 0; r < kRowBlock; ++r) W.decode_row(r0 + r, c0 + len_vec, c0 + len, tail[r]);
+  float sums[kTokens][kRowBlock];
+  hsum_each(acc, sums);
   for (int64_t i = 0; i < kTokens; ++i)
     for (int64_t r = 0; r < kRowBlock; ++r) {
-      float sum = hsum(acc[i][r]);
+      float sum = sums[i][r];
       for (int64_t c = len_vec; c < len; ++c) sum += tail[r][c - len_vec] * x[i * x_stride + c];
       y[i * y_stride + r] += sum;
     }

@@ -39,6 +39,49 @@ inline float hsum(vf v) {
   return two[0] + two[1];
 }
 
+// hsum of 16 vectors at once, each summed in hsum's order (out[k] is hsum(v[k]) bit for bit),
+// with the pairwise additions of several vectors sharing instructions: about a third of the
+// shuffles and additions of 16 hsums (which end every 512-column block of a 4 x 4 matrix
+// product tile). Each step halves the lanes that a vector's partial sums fill and packs two
+// vectors' partial sums into one, in hsum's order: 8 lanes (16-lane vectors), 4, 2, then 1.
+[[gnu::always_inline]] inline void hsum16(const vf (&v)[16], float (&out)[16]) {
+  constexpr int kChunks = kLanes / 4;  // 128-bit chunks per vector
+  vf four[16 / kChunks];               // chunk k of four[q]: v[q * kChunks + k]'s 4-lane sums
+#ifdef __AVX512F__
+  vf eight[8];  // lanes 0-7: v[2p]'s 8-lane sums, 8-15: v[2p + 1]'s
+  for (int p = 0; p < 8; ++p)
+    eight[p] = __builtin_shufflevector(v[2 * p], v[2 * p + 1], 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23) +
+               __builtin_shufflevector(v[2 * p], v[2 * p + 1], 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30,
+                                       31);
+  for (int q = 0; q < 4; ++q)
+    four[q] =
+        __builtin_shufflevector(eight[2 * q], eight[2 * q + 1], 0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27) +
+        __builtin_shufflevector(eight[2 * q], eight[2 * q + 1], 4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31);
+  // Within each chunk: 2-lane sums of a's then b's, or a's then b's totals.
+#define DSV3_CHUNKWISE(a, b, i0, i1, i2, i3)                                                                       \
+  __builtin_shufflevector(a, b, i0, i1, 16 + i0, 16 + i1, 4 + i0, 4 + i1, 20 + i0, 20 + i1, 8 + i0, 8 + i1, 24 + i0, \
+                          24 + i1, 12 + i0, 12 + i1, 28 + i0, 28 + i1) +                                           \
+      __builtin_shufflevector(a, b, i2, i3, 16 + i2, 16 + i3, 4 + i2, 4 + i3, 20 + i2, 20 + i3, 8 + i2, 8 + i3,    \
+                              24 + i2, 24 + i3, 12 + i2, 12 + i3, 28 + i2, 28 + i3)
+#else
+  for (int q = 0; q < 8; ++q)
+    four[q] = __builtin_shufflevector(v[2 * q], v[2 * q + 1], 0, 1, 2, 3, 8, 9, 10, 11) +
+              __builtin_shufflevector(v[2 * q], v[2 * q + 1], 4, 5, 6, 7, 12, 13, 14, 15);
+#define DSV3_CHUNKWISE(a, b, i0, i1, i2, i3)                                                         \
+  __builtin_shufflevector(a, b, i0, i1, 8 + i0, 8 + i1, 4 + i0, 4 + i1, 12 + i0, 12 + i1) +          \
+      __builtin_shufflevector(a, b, i2, i3, 8 + i2, 8 + i3, 4 + i2, 4 + i3, 12 + i2, 12 + i3)
+#endif
+  constexpr int kFours = 16 / kChunks, kTwos = kFours / 2, kOnes = kTwos / 2;
+  vf two[kTwos], one[kOnes];
+  for (int m = 0; m < kTwos; ++m) two[m] = DSV3_CHUNKWISE(four[2 * m], four[2 * m + 1], 0, 1, 2, 3);
+  for (int n = 0; n < kOnes; ++n) one[n] = DSV3_CHUNKWISE(two[2 * n], two[2 * n + 1], 0, 2, 1, 3);
+#undef DSV3_CHUNKWISE
+  // Lane 4k + j of one[n] holds the sum of v[n * kLanes + kChunks * j + k].
+  for (int n = 0; n < kOnes; ++n)
+    for (int k = 0; k < kChunks; ++k)
+      for (int j = 0; j < 4; ++j) out[n * kLanes + kChunks * j + k] = one[n][4 * k + j];
+}
+
 // y[i] += a * x[i]
 inline void axpy(float a, const float* x, float* y, int64_t n) {
   int64_t i = 0;
