@@ -743,6 +743,17 @@ bool transposed_direct(const Matrix& W, int64_t c0, const float* x, int64_t x_st
   }
 }
 
+// Requests rows [r0, r1) of W, columns [c0, c1) (the bytes in proportion, for block formats)
+// into L2.
+void prefetch_to_l2(const Matrix& W, int64_t r0, int64_t r1, int64_t c0, int64_t c1) {
+  const int64_t row_bytes = static_cast<int64_t>(W.row_bytes());
+  const int64_t begin = c0 * row_bytes / W.cols, end = c1 * row_bytes / W.cols;
+  for (int64_t r = r0; r < r1; ++r) {
+    const uint8_t* row = static_cast<const uint8_t*>(W.data) + r * row_bytes;
+    for (int64_t b = begin; b < end; b += 64) __builtin_prefetch(row + b, 0, 2);
+  }
+}
+
 // Whether a MatmulInput::kBF16 product runs on AMX tiles: passes of more tokens than the
 // decoding path takes, with weights the tiles can read.
 bool on_amx(const MatmulJob& job) { return job.T > kTokenBlock && job.W->rows >= kAmxRows && amx_handles(*job.W); }
@@ -790,7 +801,15 @@ void matmul_rows(const Matrix& W, const float* x, int64_t x_stride, int64_t T, f
         row_offsets[tiles++] = r0;
         last_rows = rows;
       }
-      if (tiles > 0) tile_product(tile, tiles, row_offsets, last_rows, x + c0, x_stride, T, c1 - c0, y, y_stride);
+      if (tiles > 0) {
+        // The next group's weights requested while this one meets the tokens (decoding it
+        // from memory unrequested took an eighth of a prefill).
+        if (c1 < W.cols)
+          prefetch_to_l2(W, g0, g1, c1, std::min(W.cols, c1 + kColBlock));
+        else if (g1 < row_end)
+          prefetch_to_l2(W, g1, std::min(row_end, g1 + group_rows), 0, std::min(W.cols, kColBlock));
+        tile_product(tile, tiles, row_offsets, last_rows, x + c0, x_stride, T, c1 - c0, y, y_stride);
+      }
     }
   }
 }
