@@ -57,7 +57,7 @@ inline float hsum(vf v) {
     four[q] =
         __builtin_shufflevector(eight[2 * q], eight[2 * q + 1], 0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27) +
         __builtin_shufflevector(eight[2 * q], eight[2 * q + 1], 4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31);
-  // Within each chunk: 2-lane sums of a's then b's, or a's then b's totals.
+  // In each 128-bit chunk: lanes i0, i1 of a, then of b, plus lanes i2, i3 of a, then of b.
 #define DSV3_CHUNKWISE(a, b, i0, i1, i2, i3)                                                                       \
   __builtin_shufflevector(a, b, i0, i1, 16 + i0, 16 + i1, 4 + i0, 4 + i1, 20 + i0, 20 + i1, 8 + i0, 8 + i1, 24 + i0, \
                           24 + i1, 12 + i0, 12 + i1, 28 + i0, 28 + i1) +                                           \
