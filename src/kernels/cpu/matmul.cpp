@@ -187,63 +187,72 @@ inline void prefetch_ahead(const void* row_start, int64_t offset, int64_t row_by
                      (ahead < row_bytes ? ahead : ahead - row_bytes + block_rows * row_bytes));
 }
 
+// kLanes columns from c on: each row's weights decoded in registers, then met by every token.
+template <int64_t kTokens, DType kType>
+[[gnu::always_inline]] inline void direct_step(const void* const (&rows)[kRowBlock], int64_t c, const float* x,
+                                               int64_t x_stride, vf (&scale)[kRowBlock],
+                                               vf (&acc)[kTokens][kRowBlock]) {
+  if constexpr (kType == DType::Q8_0) {
+    if (c % kQ8_0BlockValues == 0)  // a block's d, converted once for its lanes
+      for (int64_t r = 0; r < kRowBlock; ++r)
+        scale[r] = broadcast(q8_0_scale(static_cast<const uint8_t*>(rows[r]) + c / kQ8_0BlockValues * kQ8_0BlockBytes));
+  }
+  vf w[kRowBlock];
+  for (int64_t r = 0; r < kRowBlock; ++r) w[r] = decode_lanes<kType>(rows[r], c, scale[r]);
+  for (int64_t i = 0; i < kTokens; ++i) {
+    const vf xv = load(x + i * x_stride + c);
+    for (int64_t r = 0; r < kRowBlock; ++r) acc[i][r] += w[r] * xv;
+  }
+}
+
 // Returns false, with y untouched, when FP8 rows hold a NaN code (which decode_lanes would
 // turn into a number): the tile path then computes the block.
+//
+// The columns go by cache lines of the rows: per line the prefetches (and FP8's NaN tracking),
+// then the line's steps of kLanes, unrolled. (One loop over steps that tested for a new line in
+// each step kept the accumulators in memory, a store of each per step.)
 template <int64_t kTokens, DType kType>
 bool direct_block(const Matrix& W, int64_t r0, int64_t c0, int64_t len, const float* x, int64_t x_stride, float* y,
                   int64_t y_stride) {
-  constexpr int64_t kBlocks = kColBlock / kFp8BlockSize;
+  constexpr int64_t kLine = kColsPerLine<kType>;
   const void* rows[kRowBlock];
   const uint8_t* row_starts[kRowBlock];
+  const float* block_scales[kRowBlock];  // FP8: each row's scale of column block c0 / kFp8BlockSize
   const int64_t row_bytes = static_cast<int64_t>(W.row_bytes());  // (a call: kept out of the loop)
-  // FP8 only, the blocks in range set below (no zeroing: 1 KB per call measured 2.7 % of a
-  // decoded token); broadcast here, in the loop it would cost a shuffle per use.
-  vf folded[kRowBlock][kBlocks];
-  vf q8_scales[kRowBlock] = {};  // Q8_0: the current block's d for each row
   for (int64_t r = 0; r < kRowBlock; ++r) {
     const uint8_t* row = static_cast<const uint8_t*>(W.data) + (r0 + r) * row_bytes;
     row_starts[r] = row;
     rows[r] = row + column_offset<kType>(c0);
-    if constexpr (kType == DType::F8_E4M3) {
-      const float* scales = W.scale_inv + ((W.first_row + r0 + r) / kFp8BlockSize) * W.scale_cols() + c0 / kFp8BlockSize;
-      for (int64_t b = 0; b * kFp8BlockSize < len; ++b) folded[r][b] = broadcast(scales[b] * 0x1p120f);
-    }
+    if constexpr (kType == DType::F8_E4M3)
+      block_scales[r] =
+          W.scale_inv + ((W.first_row + r0 + r) / kFp8BlockSize) * W.scale_cols() + c0 / kFp8BlockSize;
   }
   const int64_t len_vec = len - len % kLanes;
   vf acc[kTokens][kRowBlock] = {};
+  vf scale[kRowBlock] = {};  // FP8: the column block's scale times 2^120; Q8_0: the block's d
   vu8 nan_max = {};
-  for (int64_t c = 0; c < len_vec; c += kLanes) {
-    if (c % kColsPerLine<kType> == 0)
-      for (int64_t r = 0; r < kRowBlock; ++r)
-        prefetch_ahead(row_starts[r], column_offset<kType>(c0 + c), row_bytes, kRowBlock);
-    if constexpr (kType == DType::F8_E4M3) {
-      if (c % 64 == 0)
-        for (int64_t r = 0; r < kRowBlock; ++r) {
-          const uint8_t* codes = static_cast<const uint8_t*>(rows[r]) + c;
-          if (c + 64 <= len_vec) {
-            track_fp8_nan(codes, nan_max);
-          } else {  // (through a copy: indexing nan_max's bytes would keep it in memory, not a register)
-            uint8_t padded[64] = {};
-            std::memcpy(padded, codes, static_cast<size_t>(len_vec - c));
-            track_fp8_nan(padded, nan_max);
-          }
-        }
-    }
-    if constexpr (kType == DType::Q8_0) {
-      if (c % kQ8_0BlockValues == 0)  // a block's d, converted once for its lanes
-        for (int64_t r = 0; r < kRowBlock; ++r)
-          q8_scales[r] =
-              broadcast(q8_0_scale(static_cast<const uint8_t*>(rows[r]) + c / kQ8_0BlockValues * kQ8_0BlockBytes));
-    }
-    vf w[kRowBlock];
+  for (int64_t line = 0; line < len_vec; line += kLine) {
     for (int64_t r = 0; r < kRowBlock; ++r)
-      w[r] = decode_lanes<kType>(rows[r], c,
-                                 kType == DType::F8_E4M3 ? folded[r][c / kFp8BlockSize]
-                                 : kType == DType::Q8_0  ? q8_scales[r]
-                                                         : vf{});
-    for (int64_t i = 0; i < kTokens; ++i) {
-      const vf xv = load(x + i * x_stride + c);
-      for (int64_t r = 0; r < kRowBlock; ++r) acc[i][r] += w[r] * xv;
+      prefetch_ahead(row_starts[r], column_offset<kType>(c0 + line), row_bytes, kRowBlock);
+    if constexpr (kType == DType::F8_E4M3) {
+      if (line % kFp8BlockSize == 0)  // (kFp8BlockSize is a multiple of kLine)
+        for (int64_t r = 0; r < kRowBlock; ++r) scale[r] = broadcast(block_scales[r][line / kFp8BlockSize] * 0x1p120f);
+      for (int64_t r = 0; r < kRowBlock; ++r) {
+        const uint8_t* codes = static_cast<const uint8_t*>(rows[r]) + line;
+        if (line + 64 <= len_vec) {
+          track_fp8_nan(codes, nan_max);
+        } else {  // (through a copy: indexing nan_max's bytes would keep it in memory, not a register)
+          uint8_t padded[64] = {};
+          std::memcpy(padded, codes, static_cast<size_t>(len_vec - line));
+          track_fp8_nan(padded, nan_max);
+        }
+      }
+    }
+    if (line + kLine <= len_vec) {  // a whole line: steps the compiler unrolls, their offsets known
+      for (int64_t c = line; c < line + kLine; c += kLanes)
+        direct_step<kTokens, kType>(rows, c, x, x_stride, scale, acc);
+    } else {
+      for (int64_t c = line; c < len_vec; c += kLanes) direct_step<kTokens, kType>(rows, c, x, x_stride, scale, acc);
     }
   }
   if constexpr (kType == DType::F8_E4M3)
