@@ -43,9 +43,13 @@ for type in bf16 q8_0; do
   [ -f $out/gguf/$type.gguf ] || $dsv3 convert -m $out/bf16 -o $out/gguf/$type.gguf --to gguf --type $type
 done
 
+# A llama.cpp build that fails on a file (some builds assert on a weight type) costs its rows, not the run.
 for type in bf16 q8_0; do
   echo "llama-bench $out/gguf/$type.gguf" >&2
-  "$llama_bench" -m $out/gguf/$type.gguf -p 128 -n 64 -t 2 -r 3 -o json >$out/results/llama-$type.json
+  rm -f $out/results/llama-$type.json
+  "$llama_bench" -m $out/gguf/$type.gguf -p 128 -n 64 -t 2 -r 3 -o json >$out/results/llama-$type.json.tmp \
+    2>$out/results/llama-$type.log && mv $out/results/llama-$type.json.tmp $out/results/llama-$type.json ||
+    echo "bench/llama_cpp.sh: llama-bench failed on $type.gguf; its log: $out/results/llama-$type.log" >&2
 done
 run_dsv3() {  # NAME MODEL SPECULATIVE [MORE OPTIONS]
   echo "dsv3 bench $2 --speculative $3 ${*:4}" >&2
@@ -67,8 +71,14 @@ run_dsv3 st-fp8-act $out/fp8 none --activations bf16
 import json, sys
 res = sys.argv[1]
 def dsv3(name): return json.load(open("%s/dsv3-%s.json" % (res, name)))
-def llama(type):
-    runs = json.load(open("%s/llama-%s.json" % (res, type)))
+def llama(type):  # None where llama-bench failed: its log's last error or assertion says why
+    try:
+        runs = json.load(open("%s/llama-%s.json" % (res, type)))
+    except FileNotFoundError:
+        log = open("%s/llama-%s.log" % (res, type)).read().strip().splitlines()
+        why = [x for x in log if "error" in x.lower() or "assert" in x.lower()] or log or ["no output"]
+        print("llama.cpp failed on the %s GGUF: %s" % (type, why[-1].strip()))
+        return None
     pick = lambda p, g: next(r for r in runs if r["n_prompt"] == p and r["n_gen"] == g)
     return {"prefill_tok_s": pick(128, 0)["avg_ts"], "decode_tok_s": pick(0, 64)["avg_ts"], "info": runs[0]}
 d = {n: dsv3(n) for n in ("gguf-bf16", "gguf-bf16-act", "gguf-q8_0", "gguf-q8_0-act", "gguf-q8_0-q8", "st-bf16",
@@ -84,13 +94,16 @@ rows = [("llama.cpp", "BF16 GGUF", l["bf16"], d["gguf-bf16"]), ("dsv3", "BF16 GG
         ("dsv3", "FP8 safetensors", d["st-fp8"], d["st-fp8"]),
         ("dsv3", "FP8 safetensors + MTP", d["st-fp8-mtp"], d["st-fp8-mtp"]),
         ("dsv3", "FP8 safetensors, --activations bf16", d["st-fp8-act"], d["st-fp8-act"])]
-i = l["bf16"]["info"]
+i = next((r["info"] for r in l.values() if r), {})
 print("llama.cpp build %s (%s backend) on %s; 2 threads, prefill 128 tokens, decode 64 tokens"
       % (i.get("build_commit"), i.get("backends"), i.get("cpu_info")))
 print()
 print("| engine | weights | prefill tok/s | decode tok/s | MB/token | read GB/s | decode floor tok/s | decode / floor |")
 print("|---|---|---:|---:|---:|---:|---:|---:|")
 for engine, weights, r, f in rows:
+    if r is None:
+        print("| %s | %s | failed | failed | | | | |" % (engine, weights))
+        continue
     if "mtp_acceptance" in r: weights += " (acceptance %.2f)" % r["mtp_acceptance"]
     print("| %s | %s | %.1f | %.1f | %.1f | %.1f | %.1f | %.0f %% |" % (engine, weights, r["prefill_tok_s"], r["decode_tok_s"],
           f["active_weight_mb_per_token"], f["read_bandwidth_gb_s"], f["decode_floor_tok_s"], 100 * r["decode_tok_s"] / f["decode_floor_tok_s"]))
@@ -98,21 +111,23 @@ print()
 print("floor = MB/token / read GB/s (dsv3's count of active weight bytes, bandwidth measured in that dsv3 run);")
 print("llama.cpp rows use dsv3's floor on the same file; with MTP, decode / floor may exceed 100 %.")
 print()
-ratio = lambda name, a, b, target: print("- %s: %.2fx (target >= %s)" % (name, a / b, target))
-ratio("decode BF16, dsv3 / llama.cpp (same GGUF)", d["gguf-bf16"]["decode_tok_s"], l["bf16"]["decode_tok_s"], "1.0x")
+lv = lambda type, key: l[type][key] if l[type] else None
+def ratio(name, a, b, target):
+    print("- %s: %s (target >= %s)" % (name, "%.2fx" % (a / b) if a and b else "n/a", target))
+ratio("decode BF16, dsv3 / llama.cpp (same GGUF)", d["gguf-bf16"]["decode_tok_s"], lv("bf16", "decode_tok_s"), "1.0x")
 ratio("decode BF16, dsv3 --activations bf16 (llama.cpp's numerics) / llama.cpp", d["gguf-bf16-act"]["decode_tok_s"],
-      l["bf16"]["decode_tok_s"], "1.0x")
-ratio("decode Q8_0, dsv3 / llama.cpp (same GGUF)", d["gguf-q8_0"]["decode_tok_s"], l["q8_0"]["decode_tok_s"], "1.3x")
-ratio("decode Q8_0, dsv3 --activations bf16 / llama.cpp", d["gguf-q8_0-act"]["decode_tok_s"], l["q8_0"]["decode_tok_s"],
+      lv("bf16", "decode_tok_s"), "1.0x")
+ratio("decode Q8_0, dsv3 / llama.cpp (same GGUF)", d["gguf-q8_0"]["decode_tok_s"], lv("q8_0", "decode_tok_s"), "1.3x")
+ratio("decode Q8_0, dsv3 --activations bf16 / llama.cpp", d["gguf-q8_0-act"]["decode_tok_s"], lv("q8_0", "decode_tok_s"),
       "1.3x")
 ratio("decode Q8_0, dsv3 --activations q8 (llama.cpp's numerics) / llama.cpp", d["gguf-q8_0-q8"]["decode_tok_s"],
-      l["q8_0"]["decode_tok_s"], "1.3x")
-ratio("decode dsv3 FP8 / llama.cpp BF16", d["st-fp8"]["decode_tok_s"], l["bf16"]["decode_tok_s"], "1.8x")
-ratio("decode dsv3 FP8 + MTP / llama.cpp BF16", d["st-fp8-mtp"]["decode_tok_s"], l["bf16"]["decode_tok_s"], "1.8x")
-ratio("decode dsv3 FP8 --activations bf16 / llama.cpp BF16", d["st-fp8-act"]["decode_tok_s"], l["bf16"]["decode_tok_s"],
+      lv("q8_0", "decode_tok_s"), "1.3x")
+ratio("decode dsv3 FP8 / llama.cpp BF16", d["st-fp8"]["decode_tok_s"], lv("bf16", "decode_tok_s"), "1.8x")
+ratio("decode dsv3 FP8 + MTP / llama.cpp BF16", d["st-fp8-mtp"]["decode_tok_s"], lv("bf16", "decode_tok_s"), "1.8x")
+ratio("decode dsv3 FP8 --activations bf16 / llama.cpp BF16", d["st-fp8-act"]["decode_tok_s"], lv("bf16", "decode_tok_s"),
       "1.8x")
-ratio("prefill BF16, dsv3 / llama.cpp (same GGUF)", d["gguf-bf16"]["prefill_tok_s"], l["bf16"]["prefill_tok_s"], "1.5x")
+ratio("prefill BF16, dsv3 / llama.cpp (same GGUF)", d["gguf-bf16"]["prefill_tok_s"], lv("bf16", "prefill_tok_s"), "1.5x")
 ratio("prefill BF16, dsv3 --activations bf16 (AMX tiles where present) / llama.cpp", d["gguf-bf16-act"]["prefill_tok_s"],
-      l["bf16"]["prefill_tok_s"], "1.5x")
-ratio("prefill Q8_0, dsv3 / llama.cpp (same GGUF)", d["gguf-q8_0"]["prefill_tok_s"], l["q8_0"]["prefill_tok_s"], "1.5x")
+      lv("bf16", "prefill_tok_s"), "1.5x")
+ratio("prefill Q8_0, dsv3 / llama.cpp (same GGUF)", d["gguf-q8_0"]["prefill_tok_s"], lv("q8_0", "prefill_tok_s"), "1.5x")
 PY
