@@ -57,21 +57,21 @@ void decode_q6_k(const uint8_t* block, float* out) {
   }
 }
 
-// Blocks [c0, c1) of a row with one format's decoder, inlined into the loop (a call and a
+// Columns [c0, c1) of a row of blocks, with one format's decoder inlined into the loop (a call and a
 // dtype switch per 32-value Q8_0 block were a tenth of a Q8_0 prefill).
 template <void (*kDecode)(const uint8_t*, float*)>
 void decode_blocks_with(int64_t block_values, size_t block_bytes, const uint8_t* row, int64_t c0, int64_t c1,
                         float* out) {
-  const int64_t B = block_values;
   alignas(64) float partial[kSuperBlockValues];
-  for (int64_t b = c0 / B; b * B < c1; ++b) {
-    const int64_t begin = std::max(c0, b * B), end = std::min(c1, (b + 1) * B);
+  for (int64_t b = c0 / block_values; b * block_values < c1; ++b) {
+    const int64_t block_begin = b * block_values, block_end = block_begin + block_values;
+    const int64_t begin = std::max(c0, block_begin), end = std::min(c1, block_end);
     const uint8_t* block = row + static_cast<size_t>(b) * block_bytes;
-    if (begin == b * B && end == (b + 1) * B) {
+    if (begin == block_begin && end == block_end) {
       kDecode(block, out + (begin - c0));
     } else {  // a block cut by the range: decode it whole, keep the part asked for
       kDecode(block, partial);
-      std::copy(partial + (begin - b * B), partial + (end - b * B), out + (begin - c0));
+      std::copy(partial + (begin - block_begin), partial + (end - block_begin), out + (begin - c0));
     }
   }
 }
