@@ -232,23 +232,25 @@ bool direct_block(const Matrix& W, int64_t r0, int64_t c0, int64_t len, const fl
   vf scale[kRowBlock] = {};  // FP8: the column block's scale times 2^120; Q8_0: the block's d
   vu8 nan_max = {};
   for (int64_t line = 0; line < len_vec; line += kLine) {
+    const bool whole_line = line + kLine <= len_vec;
     for (int64_t r = 0; r < kRowBlock; ++r)
       prefetch_ahead(row_starts[r], column_offset<kType>(c0 + line), row_bytes, kRowBlock);
     if constexpr (kType == DType::F8_E4M3) {
+      static_assert(kLine == sizeof(vu8), "one NaN-tracking step per line of FP8 codes");
       if (line % kFp8BlockSize == 0)  // (kFp8BlockSize is a multiple of kLine)
         for (int64_t r = 0; r < kRowBlock; ++r) scale[r] = broadcast(block_scales[r][line / kFp8BlockSize] * 0x1p120f);
       for (int64_t r = 0; r < kRowBlock; ++r) {
         const uint8_t* codes = static_cast<const uint8_t*>(rows[r]) + line;
-        if (line + 64 <= len_vec) {
+        if (whole_line) {
           track_fp8_nan(codes, nan_max);
         } else {  // (through a copy: indexing nan_max's bytes would keep it in memory, not a register)
-          uint8_t padded[64] = {};
+          uint8_t padded[kLine] = {};
           std::memcpy(padded, codes, static_cast<size_t>(len_vec - line));
           track_fp8_nan(padded, nan_max);
         }
       }
     }
-    if (line + kLine <= len_vec) {  // a whole line: steps the compiler unrolls, their offsets known
+    if (whole_line) {  // steps the compiler unrolls, their offsets known
       for (int64_t c = line; c < line + kLine; c += kLanes)
         direct_step<kTokens, kType>(rows, c, x, x_stride, scale, acc);
     } else {
