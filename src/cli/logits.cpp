@@ -1,9 +1,9 @@
 // dsv3 logits: the main model's (and optionally the MTP module's) logits at every position.
 #include <algorithm>
-#include <chrono>
 #include <cstdio>
 #include <vector>
 
+#include "base/clock.h"
 #include "base/error.h"
 #include "base/thread_pool.h"
 #include "cli/commands.h"
@@ -39,10 +39,6 @@ void print_top_tokens(const char* label, const float* logits, int64_t V) {
   std::fprintf(stderr, "\n");
 }
 
-double seconds_since(std::chrono::steady_clock::time_point start) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-}
-
 void run(const LogitsOptions& o) {
   const std::vector<int32_t> ids = parse_token_ids(o.ids, "--ids", true);
   ThreadPool pool(o.threads);
@@ -62,7 +58,7 @@ void run(const LogitsOptions& o) {
   const int64_t d = c.hidden_size, V = c.vocab_size;
   std::vector<float> hidden(static_cast<size_t>(T * d)), logits(static_cast<size_t>(T * V));
   KvCache cache = model.make_cache(T);
-  const auto start = std::chrono::steady_clock::now();
+  const auto start = Clock::now();
   if (o.incremental) {
     for (int64_t t = 0; t < T; ++t) model.forward(&ids[t], 1, cache, &hidden[t * d], &logits[t * V]);
   } else {

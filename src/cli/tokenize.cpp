@@ -1,10 +1,10 @@
 // dsv3 tokenize: text -> token ids (or ids -> text) with a model's tokenizer files.
-#include <chrono>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
 #include <iterator>
 
+#include "base/clock.h"
 #include "base/error.h"
 #include "cli/commands.h"
 #include "cli/token_ids.h"
@@ -80,9 +80,9 @@ void run(const TokenizeOptions& o) {
     text = read_input(o);
   }
 
-  const auto start = std::chrono::steady_clock::now();
+  const auto start = Clock::now();
   const std::vector<int32_t> ids = tokenizer.encode(text, add_bos);
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const double seconds = seconds_since(start);
   std::string line;
   for (size_t i = 0; i < ids.size(); ++i) {
     if (i) line += ' ';

@@ -1,8 +1,8 @@
 // dsv3 tokenizer-train: trains a byte-level BPE tokenizer (DeepSeek-V3's pre-tokenizer and
 // special tokens) on text files and writes tokenizer.json + tokenizer_config.json.
-#include <chrono>
 #include <cstdio>
 
+#include "base/clock.h"
 #include "base/error.h"
 #include "base/text_files.h"
 #include "base/thread_pool.h"
@@ -13,16 +13,16 @@ namespace dsv3::cli {
 
 namespace {
 
-struct TrainOptions {
+struct TokenizerTrainOptions {
   std::vector<std::string> data;
   std::string out;
   BpeTrainerOptions trainer;
   size_t threads = 0;
 };
 
-void run(const TrainOptions& o) {
-  const auto start = std::chrono::steady_clock::now();
-  auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(); };
+void run(const TokenizerTrainOptions& o) {
+  const auto start = Clock::now();
+  auto elapsed = [&] { return seconds_since(start); };
   const std::vector<std::string> texts = read_text_files(o.data, "--data");
   size_t bytes = 0;
   for (const std::string& t : texts) bytes += t.size();
@@ -46,7 +46,7 @@ void run(const TrainOptions& o) {
 }  // namespace
 
 void add_tokenizer_train_command(CLI::App& app) {
-  auto opts = std::make_shared<TrainOptions>();
+  auto opts = std::make_shared<TokenizerTrainOptions>();
   CLI::App* cmd = app.add_subcommand("tokenizer-train", "Train a byte-level BPE tokenizer in the DeepSeek-V3 format");
   cmd->add_option("--data", opts->data, "Text files or directories (read recursively)")->required();
   cmd->add_option("--vocab-size", opts->trainer.vocab_size, "Vocabulary size, special and byte tokens included")

@@ -10,6 +10,7 @@
 #include <thread>
 #include <vector>
 
+#include "base/clock.h"
 #include "base/error.h"
 
 namespace dsv3 {
@@ -98,12 +99,12 @@ void Communicator::abort(const std::string& message) {
 
 void Communicator::wait(void* request, const char* what) {
   auto* r = static_cast<MPI_Request*>(request);
-  const auto start = std::chrono::steady_clock::now();
+  const auto start = Clock::now();
   for (int polls = 0;; ++polls) {
     int done = 0;
     check(MPI_Test(r, &done, MPI_STATUS_IGNORE), what);
     if (done) return;
-    const double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    const double waited = seconds_since(start);
     if (waited > timeout_s_) {
       char message[256];
       std::snprintf(message, sizeof message,

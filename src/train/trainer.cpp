@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <array>
-#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <cstdio>
@@ -16,6 +15,7 @@
 #include <optional>
 #include <random>
 
+#include "base/clock.h"
 #include "base/atomic_file.h"
 #include "base/error.h"
 #include "base/text_files.h"
@@ -284,8 +284,8 @@ std::string train(const TrainOptions& o) {
                  o.precision.c_str(), (long long)ranks, pool.size(), o.out.c_str());
   }
 
-  const auto start = std::chrono::steady_clock::now();
-  auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(); };
+  const auto start = Clock::now();
+  auto elapsed = [&] { return seconds_since(start); };
   double last_report = -1e9;
   int64_t saved_step = o.resume ? step : -1;
   constexpr int64_t kMaxSkippedSteps = 5;

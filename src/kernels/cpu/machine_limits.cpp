@@ -1,9 +1,9 @@
 #include "kernels/cpu/machine_limits.h"
 
 #include <algorithm>
-#include <chrono>
 #include <vector>
 
+#include "base/clock.h"
 #include "kernels/cpu/cpu_kernels.h"
 #include "kernels/cpu/vec.h"
 
@@ -11,11 +11,8 @@ namespace dsv3 {
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
 using simd::kLanes;
 using simd::vf;
-
-double seconds_since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
 
 // Sums a slice with independent accumulators, so the loads, not the adds, set the pace.
 float read_slice(const float* p, size_t n) {
