@@ -4,9 +4,11 @@
 
 #include <bit>
 #include <cmath>
+#include <cstring>
 #include <iostream>
 #include <limits>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "kernels/cpu/cpu_kernels.h"
@@ -82,8 +84,25 @@ std::vector<float> random_input(int64_t n, uint32_t seed) {
 }
 
 // |error| <= n * eps_f32 * sum |w x| bounds any FP32 summation order.
-void expect_close(double got, double exact, double abs_sum, int64_t n) {
-  EXPECT_LE(std::fabs(got - exact), 1e-7 * double(n) * abs_sum + 1e-30) << got << " vs " << exact;
+void expect_close(double got, double exact, double abs_sum, int64_t n, double floor = 1e-30) {
+  EXPECT_LE(std::fabs(got - exact), 1e-7 * double(n) * abs_sum + floor) << got << " vs " << exact;
+}
+
+// y = x W^T of T tokens against the sums of the stored values in double precision; `floor`
+// allows for products below FP32's normal range.
+void expect_matches_double(const StoredMatrix& m, const std::vector<float>& x, int64_t T, const std::vector<float>& y,
+                           double floor = 1e-30) {
+  const int64_t rows = m.view.rows, cols = m.view.cols;
+  for (int64_t t = 0; t < T; ++t)
+    for (int64_t r = 0; r < rows; ++r) {
+      double exact = 0, abs_sum = 0;
+      for (int64_t c = 0; c < cols; ++c) {
+        exact += m.values[r * cols + c] * x[t * cols + c];
+        abs_sum += std::fabs(m.values[r * cols + c] * x[t * cols + c]);
+      }
+      SCOPED_TRACE("token " + std::to_string(t) + ", row " + std::to_string(r));
+      expect_close(y[t * rows + r], exact, abs_sum, cols, floor);
+    }
 }
 
 class MatmulTest : public ::testing::TestWithParam<DType> {};
@@ -96,15 +115,7 @@ TEST_P(MatmulTest, MatchesDoublePrecisionOnOddSizes) {
     std::vector<float> x = random_input(T * cols, 11);
     std::vector<float> y(static_cast<size_t>(T * rows), NAN);
     matmul(m.view, x.data(), T, y.data(), pool);
-    for (int64_t t = 0; t < T; ++t)
-      for (int64_t r = 0; r < rows; ++r) {
-        double exact = 0, abs_sum = 0;
-        for (int64_t c = 0; c < cols; ++c) {
-          exact += m.values[r * cols + c] * x[t * cols + c];
-          abs_sum += std::fabs(m.values[r * cols + c] * x[t * cols + c]);
-        }
-        expect_close(y[t * rows + r], exact, abs_sum, cols);
-      }
+    expect_matches_double(m, x, T, y);
   }
 }
 
@@ -191,6 +202,34 @@ TEST(MatmulFp8Test, NanCodesGiveNanRowsOnEveryPath) {
         EXPECT_EQ(a, b) << "row " << r;
       }
     }
+}
+
+// FP8 products at the edges of FP32's range: tokens from all zeros and 2^-130 to 2^80 in
+// magnitude, side by side in one pass, and blocks whose scale is 2^8 or more (decoded through
+// the table, not with 2^120 folded into the scale) beside ordinary ones. Each token matches
+// double precision, and passes of one token and of all give the same bits.
+TEST(MatmulFp8Test, HoldsForAnyInputMagnitudeAndBlockScale) {
+  ThreadPool pool(2);
+  StoredMatrix m = make_matrix(DType::F8_E4M3, 260, 520, 12);
+  const int64_t rows = m.view.rows, cols = m.view.cols, scale_cols = m.view.scale_cols();
+  m.scales[0 * scale_cols + 1] = 0x1p8f;   // block rows 0-127, columns 128-255
+  m.scales[1 * scale_cols + 4] = 0x1p20f;  // block rows 128-255, columns 512-519 (a partial block)
+  m.scales[2 * scale_cols + 0] = 0x1p-60f;
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < cols; ++c)
+      m.values[r * cols + c] = double(e4m3_to_f32(m.bytes[r * cols + c])) * m.scales[(r / 128) * scale_cols + c / 128];
+  const std::vector<float> magnitudes = {1.0f, 0.0f, 0x1p-130f, 0x1p-60f, 0x1p60f, 0x1p80f, 3.0f};
+  const int64_t T = static_cast<int64_t>(magnitudes.size());
+  std::vector<float> x = random_input(T * cols, 13);
+  for (int64_t t = 0; t < T; ++t)
+    for (int64_t c = 0; c < cols; ++c) x[t * cols + c] *= magnitudes[t];
+  std::vector<float> all(static_cast<size_t>(T * rows)), one(all.size());
+  matmul(m.view, x.data(), T, all.data(), pool);
+  for (int64_t t = 0; t < T; ++t) matmul(m.view, x.data() + t * cols, 1, one.data() + t * rows, pool);
+  EXPECT_EQ(std::memcmp(all.data(), one.data(), all.size() * sizeof(float)), 0);
+  // (2^-130 times a weight is below FP32's normal range: a product's absolute error is up to
+  // half of its smallest subnormal, 2^-150.)
+  expect_matches_double(m, x, T, all, double(cols) * 0x1p-150);
 }
 
 // A batch of products of different shapes, dtypes and token counts (the decode path and the
@@ -336,6 +375,26 @@ TEST(MatmulFp8Bf16Test, SubnormalAndNanCodes) {
         }
       }
   }
+}
+
+// A row's result does not depend on how many rows the product has: attention scores a query
+// against a cache that grows a row per token, so a row first sits in a partial block of rows,
+// later in a whole one. (GCC tuned for AMD Zen split FMA chains into a multiply and an add
+// in some of these loops but not in others, and these differed; CMakeLists.txt turns that off.)
+TEST_P(MatmulTest, ARowsResultDoesNotDependOnTheRowCount) {
+  const int64_t cols = 40;  // the tiny preset's latent and rope columns: no tail with 8 lanes, one with 16
+  StoredMatrix m = make_matrix(GetParam(), 12, cols, 21);
+  std::vector<float> x = random_input(12 * cols, 22);
+  std::vector<float> all(12 * 12);
+  matmul_rows(m.view, x.data(), cols, 12, all.data(), 12, 0, 12);
+  for (int64_t T : {1, 2, 3, 4, 5})
+    for (int64_t rows = 1; rows <= 12; ++rows) {
+      std::vector<float> y(static_cast<size_t>(T * rows));
+      matmul_rows(m.view.row_slice(0, rows), x.data(), cols, T, y.data(), rows, 0, rows);
+      for (int64_t t = 0; t < T; ++t)
+        for (int64_t r = 0; r < rows; ++r)
+          ASSERT_EQ(y[t * rows + r], all[t * 12 + r]) << T << " tokens, " << rows << " rows: token " << t << ", row " << r;
+    }
 }
 
 INSTANTIATE_TEST_SUITE_P(AllDtypes, MatmulTest,
