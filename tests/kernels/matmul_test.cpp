@@ -28,6 +28,15 @@ struct StoredMatrix {
   Matrix view;
 };
 
+// The exact values of FP8 codes under their block scales (after make_matrix, or a test, set them).
+void set_fp8_values(StoredMatrix& m) {
+  const int64_t rows = m.view.rows, cols = m.view.cols, scale_cols = m.view.scale_cols();
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < cols; ++c)
+      m.values[r * cols + c] =
+          double(e4m3_to_f32(m.bytes[r * cols + c])) * m.scales[(r / 128) * scale_cols + c / 128];
+}
+
 StoredMatrix make_matrix(DType dtype, int64_t rows, int64_t cols, uint32_t seed) {
   std::mt19937 rng(seed);
   std::normal_distribution<float> normal(0.0f, 1.0f);
@@ -52,9 +61,6 @@ StoredMatrix make_matrix(DType dtype, int64_t rows, int64_t cols, uint32_t seed)
     const int64_t br = (rows + 127) / 128, bc = (cols + 127) / 128;
     m.scales.resize(static_cast<size_t>(br * bc));
     quantize_fp8_blocks(w.data(), rows, cols, m.bytes.data(), m.scales.data());
-    for (int64_t r = 0; r < rows; ++r)
-      for (int64_t c = 0; c < cols; ++c)
-        m.values[r * cols + c] = double(e4m3_to_f32(m.bytes[r * cols + c])) * m.scales[(r / 128) * bc + c / 128];
   } else {
     for (size_t i = 0; i < w.size(); ++i) {
       if (dtype == DType::F32) {
@@ -72,6 +78,7 @@ StoredMatrix make_matrix(DType dtype, int64_t rows, int64_t cols, uint32_t seed)
     }
   }
   m.view = Matrix{dtype, rows, cols, m.bytes.data(), m.scales.empty() ? nullptr : m.scales.data(), 0};
+  if (dtype == DType::F8_E4M3) set_fp8_values(m);
   return m;
 }
 
@@ -215,9 +222,7 @@ TEST(MatmulFp8Test, HoldsForAnyInputMagnitudeAndBlockScale) {
   m.scales[0 * scale_cols + 1] = 0x1p8f;   // block rows 0-127, columns 128-255
   m.scales[1 * scale_cols + 4] = 0x1p20f;  // block rows 128-255, columns 512-519 (a partial block)
   m.scales[2 * scale_cols + 0] = 0x1p-60f;
-  for (int64_t r = 0; r < rows; ++r)
-    for (int64_t c = 0; c < cols; ++c)
-      m.values[r * cols + c] = double(e4m3_to_f32(m.bytes[r * cols + c])) * m.scales[(r / 128) * scale_cols + c / 128];
+  set_fp8_values(m);
   const std::vector<float> magnitudes = {1.0f, 0.0f, 0x1p-130f, 0x1p-60f, 0x1p60f, 0x1p80f, 3.0f};
   const int64_t T = static_cast<int64_t>(magnitudes.size());
   std::vector<float> x = random_input(T * cols, 13);
@@ -382,18 +387,19 @@ TEST(MatmulFp8Bf16Test, SubnormalAndNanCodes) {
 // later in a whole one. (GCC tuned for AMD Zen split FMA chains into a multiply and an add
 // in some of these loops but not in others, and these differed; CMakeLists.txt turns that off.)
 TEST_P(MatmulTest, ARowsResultDoesNotDependOnTheRowCount) {
+  const int64_t n = 12;      // rows of the matrix, and tokens of the reference pass
   const int64_t cols = 40;  // the tiny preset's latent and rope columns: no tail with 8 lanes, one with 16
-  StoredMatrix m = make_matrix(GetParam(), 12, cols, 21);
-  std::vector<float> x = random_input(12 * cols, 22);
-  std::vector<float> all(12 * 12);
-  matmul_rows(m.view, x.data(), cols, 12, all.data(), 12, 0, 12);
+  StoredMatrix m = make_matrix(GetParam(), n, cols, 21);
+  std::vector<float> x = random_input(n * cols, 22);
+  std::vector<float> all(static_cast<size_t>(n * n));
+  matmul_rows(m.view, x.data(), cols, n, all.data(), n, 0, n);
   for (int64_t T : {1, 2, 3, 4, 5})
-    for (int64_t rows = 1; rows <= 12; ++rows) {
+    for (int64_t rows = 1; rows <= n; ++rows) {
       std::vector<float> y(static_cast<size_t>(T * rows));
       matmul_rows(m.view.row_slice(0, rows), x.data(), cols, T, y.data(), rows, 0, rows);
       for (int64_t t = 0; t < T; ++t)
         for (int64_t r = 0; r < rows; ++r)
-          ASSERT_EQ(y[t * rows + r], all[t * 12 + r]) << T << " tokens, " << rows << " rows: token " << t << ", row " << r;
+          ASSERT_EQ(y[t * rows + r], all[t * n + r]) << T << " tokens, " << rows << " rows: token " << t << ", row " << r;
     }
 }
 
