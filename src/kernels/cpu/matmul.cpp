@@ -93,9 +93,9 @@ void tile_block(const float* tile, const float* x, int64_t x_stride, int64_t len
   vf acc[kTokens][kRows] = {};
   for (int64_t c = 0; c < len_vec; c += kLanes) {
     vf w[kRows];
-    for (int64_t r = 0; r < kRows; ++r) w[r] = load(tile + r * kColBlock + c);
+    for (int64_t r = 0; r < kRows; ++r) w[r] = simd::in_register(load(tile + r * kColBlock + c));
     for (int64_t i = 0; i < kTokens; ++i) {
-      const vf xv = load(x + i * x_stride + c);
+      const vf xv = simd::in_register(load(x + i * x_stride + c));
       for (int64_t r = 0; r < kRows; ++r) acc[i][r] += w[r] * xv;
     }
   }
@@ -200,7 +200,7 @@ template <int64_t kTokens, DType kType>
   vf w[kRowBlock];
   for (int64_t r = 0; r < kRowBlock; ++r) w[r] = decode_lanes<kType>(rows[r], c, scale[r]);
   for (int64_t i = 0; i < kTokens; ++i) {
-    const vf xv = load(x + i * x_stride + c);
+    const vf xv = simd::in_register(load(x + i * x_stride + c));
     for (int64_t r = 0; r < kRowBlock; ++r) acc[i][r] += w[r] * xv;
   }
 }
@@ -683,7 +683,7 @@ void transposed_strip(const float* w, int64_t w_stride, int64_t rows, const floa
     }
   for (int64_t r = 0; r < rows; ++r) {
     vf wv[kVectors];
-    for (int64_t j = 0; j < kVectors; ++j) wv[j] = load(w + r * w_stride + j * kLanes);
+    for (int64_t j = 0; j < kVectors; ++j) wv[j] = simd::in_register(load(w + r * w_stride + j * kLanes));
     for (int64_t i = 0; i < kTokens; ++i) {
       const vf xv = broadcast(x[i * x_stride + r]);
       for (int64_t j = 0; j < kVectors; ++j) acc[i][j] += xv * wv[j];

@@ -18,6 +18,15 @@ typedef float vf __attribute__((vector_size(kLanes * 4)));
 typedef float vf_unaligned __attribute__((vector_size(kLanes * 4), aligned(4)));
 
 inline vf load(const float* p) { return *reinterpret_cast<const vf_unaligned*>(p); }
+// v held in a register from here on. A vector loaded once and used by several FMAs is
+// otherwise folded into each as a memory operand, loaded again per use: in a 4 x 4 tile that
+// is 20 loads per 16 FMAs, more than the load ports issue. (No instruction is emitted.)
+inline vf in_register(vf v) {
+#ifdef __AVX__
+  asm("" : "+v"(v));
+#endif  // (without AVX a vf is two SSE registers, which the constraint cannot name)
+  return v;
+}
 inline void store(float* p, vf v) { *reinterpret_cast<vf_unaligned*>(p) = v; }
 // Lane 0 shuffled into every lane (vf{} + a would be an addition the compiler must keep, since
 // 0 + -0 is +0: a scalar add per use; a lane-by-lane loop becomes masked inserts).
