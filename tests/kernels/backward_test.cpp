@@ -153,6 +153,31 @@ TEST(BackwardTest, Linear) {
   EXPECT_LE(relative_error(dW, numeric_gradient(W, f, r)), kTolerance);
 }
 
+// The float pair runs on the blocked transposed kernel: sizes that leave partial token blocks
+// (rows, out not multiples of 4), a partial column strip (in not a multiple of 64) and more
+// than one run of 128 rows in each product; dW starts non-zero, since it is accumulated into.
+TEST(BackwardTest, LinearInFloatMatchesDoublePrecision) {
+  ThreadPool pool(2);
+  const int64_t rows = 150, in = 83, out = 133;
+  const Vec x = random_vec(rows * in, 17), W = random_vec(out * in, 18), dy = random_vec(rows * out, 19),
+            dW0 = random_vec(out * in, 20);
+  auto to_float = [](const Vec& v) { return std::vector<float>(v.begin(), v.end()); };
+  const std::vector<float> xf = to_float(x), Wf = to_float(W), dyf = to_float(dy);
+  std::vector<float> dx(rows * in), dW = to_float(dW0);
+  linear_backward(xf.data(), Wf.data(), dyf.data(), rows, in, out, dx.data(), dW.data(), pool);
+  Vec dx_expected(rows * in, 0.0), dW_expected(dW0.begin(), dW0.end());
+  for (int64_t t = 0; t < rows; ++t)
+    for (int64_t o = 0; o < out; ++o)
+      for (int64_t i = 0; i < in; ++i) {
+        // (the inputs as the float kernel saw them)
+        const double g = dyf[t * out + o];
+        dx_expected[t * in + i] += g * Wf[o * in + i];
+        dW_expected[o * in + i] += g * xf[t * in + i];
+      }
+  EXPECT_LE(relative_error(Vec(dx.begin(), dx.end()), dx_expected), 1e-6);
+  EXPECT_LE(relative_error(Vec(dW.begin(), dW.end()), dW_expected), 1e-6);
+}
+
 TEST(BackwardTest, EmbeddingWithRepeatedIds) {
   const int64_t vocab = 6, dim = 3;
   Vec table = random_vec(vocab * dim, 17);

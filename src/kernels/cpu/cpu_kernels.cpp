@@ -73,8 +73,9 @@ void matmul_batch(std::span<const MatmulJob> jobs, ThreadPool& pool, MatmulInput
   cpu_kernels().matmul_batch(jobs, pool, input);
 }
 
-void matmul_transposed(const Matrix& W, const float* x, int64_t x_stride, int64_t T, float* y, int64_t cols) {
-  cpu_kernels().matmul_transposed(W, x, x_stride, T, y, cols);
+void matmul_transposed(const Matrix& W, const float* x, int64_t x_stride, int64_t T, float* y, int64_t cols,
+                       bool accumulate) {
+  cpu_kernels().matmul_transposed(W, x, x_stride, T, y, cols, accumulate);
 }
 
 MachineLimits measure_machine_limits(ThreadPool& pool) { return cpu_kernels().measure_machine_limits(pool); }

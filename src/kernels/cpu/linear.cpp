@@ -2,9 +2,9 @@
 
 #include <algorithm>
 #include <type_traits>
+#include <vector>
 
 #include "kernels/cpu/matmul.h"
-#include "kernels/cpu/vec.h"
 
 namespace dsv3 {
 
@@ -23,17 +23,44 @@ void parallel_rows(int64_t n, ThreadPool& pool, F&& body) {
   });
 }
 
-}  // namespace
-
-// y[i] += a * x[i], vectorised for float.
-template <typename T>
-void axpy(T a, const T* x, T* y, int64_t n) {
-  if constexpr (std::is_same_v<T, float>) {
-    simd::axpy(a, x, y, n);
-  } else {
-    for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
+// The float backward pair runs on the engine's blocked kernel, matmul_transposed (a strip of
+// W's columns stays in cache while the tokens pass over it; linear_backward's loops, kept for
+// double, stream all of W once per token, at two loads and a store per FMA). Each element is
+// the same FMA chain in the same order as in those loops, so the bits are theirs:
+//   dx[t][i] = sum over o in order of dy[t][o] W[o][i]           (x := dy, W as it is)
+//   dW[o][i] = dW[o][i] + sum over t in order of dy[t][o] x[t][i] (x := dy^T, W := x)
+// Tasks take whole blocks of 4 of the product's tokens (its unit), about 2 per thread.
+void linear_backward_f32(const float* x, const float* W, const float* dy, int64_t rows, int64_t in, int64_t out,
+                         float* dx, float* dW, ThreadPool& pool) {
+  auto parallel_token_ranges = [&](int64_t n, auto&& body) {
+    if (n <= 0) return;
+    const int64_t tasks = std::min<int64_t>((n + 3) / 4, static_cast<int64_t>(pool.size()) * 2);
+    const int64_t per_task = ((n + tasks - 1) / tasks + 3) / 4 * 4;
+    pool.parallel_for(static_cast<size_t>(tasks), [&](size_t i) {
+      const int64_t begin = static_cast<int64_t>(i) * per_task, end = std::min(n, begin + per_task);
+      if (begin < end) body(begin, end);
+    });
+  };
+  if (dx) {
+    const Matrix weights{DType::F32, out, in, W, nullptr, 0};
+    parallel_token_ranges(rows, [&](int64_t t0, int64_t t1) {
+      matmul_transposed(weights, dy + t0 * out, out, t1 - t0, dx + t0 * in, in);
+    });
+  }
+  if (dW) {
+    thread_local std::vector<float> dy_transposed;
+    dy_transposed.resize(static_cast<size_t>(out * rows));
+    for (int64_t t = 0; t < rows; ++t)
+      for (int64_t o = 0; o < out; ++o) dy_transposed[static_cast<size_t>(o * rows + t)] = dy[t * out + o];
+    const Matrix inputs{DType::F32, rows, in, x, nullptr, 0};
+    const float* dy_t = dy_transposed.data();
+    parallel_token_ranges(out, [&](int64_t o0, int64_t o1) {
+      matmul_transposed(inputs, dy_t + o0 * rows, rows, o1 - o0, dW + o0 * in, in, /*accumulate=*/true);
+    });
   }
 }
+
+}  // namespace
 
 template <typename T>
 void linear(const T* x, const T* W, int64_t rows, int64_t in, int64_t out, T* y, ThreadPool& pool) {
@@ -55,18 +82,24 @@ void linear(const T* x, const T* W, int64_t rows, int64_t in, int64_t out, T* y,
 template <typename T>
 void linear_backward(const T* x, const T* W, const T* dy, int64_t rows, int64_t in, int64_t out, T* dx, T* dW,
                      ThreadPool& pool) {
-  if (dx) {
-    parallel_rows(rows, pool, [&](int64_t t) {
-      T* dxt = dx + t * in;
-      std::fill(dxt, dxt + in, T(0));
-      for (int64_t o = 0; o < out; ++o) axpy(dy[t * out + o], W + o * in, dxt, in);
-    });
-  }
-  if (dW) {
-    parallel_rows(out, pool, [&](int64_t o) {
-      T* dw = dW + o * in;
-      for (int64_t t = 0; t < rows; ++t) axpy(dy[t * out + o], x + t * in, dw, in);
-    });
+  if constexpr (std::is_same_v<T, float>) {
+    linear_backward_f32(x, W, dy, rows, in, out, dx, dW, pool);
+  } else {
+    if (dx) {
+      parallel_rows(rows, pool, [&](int64_t t) {
+        T* dxt = dx + t * in;
+        std::fill(dxt, dxt + in, T(0));
+        for (int64_t o = 0; o < out; ++o)
+          for (int64_t i = 0; i < in; ++i) dxt[i] += dy[t * out + o] * W[o * in + i];
+      });
+    }
+    if (dW) {
+      parallel_rows(out, pool, [&](int64_t o) {
+        T* dw = dW + o * in;
+        for (int64_t t = 0; t < rows; ++t)
+          for (int64_t i = 0; i < in; ++i) dw[i] += dy[t * out + o] * x[t * in + i];
+      });
+    }
   }
 }
 

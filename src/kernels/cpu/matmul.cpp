@@ -920,14 +920,18 @@ void matmul_batch(std::span<const MatmulJob> jobs, ThreadPool& pool, MatmulInput
   });
 }
 
-void matmul_transposed(const Matrix& W, const float* x, int64_t x_stride, int64_t T, float* y, int64_t cols) {
+void matmul_transposed(const Matrix& W, const float* x, int64_t x_stride, int64_t T, float* y, int64_t cols,
+                       bool accumulate) {
   // Column strips of kStripCols, rows in runs of kRunRows (decoded first unless F32 and
   // whole), tokens in fours: each y element is one FMA chain over r = 0, 1, ... whatever
   // the blocking, so a token's result does not depend on the others.
   constexpr int64_t kRunRows = 128;
-  if (W.rows == 0) return std::fill(y, y + T * cols, 0.0f);
+  if (W.rows == 0) {
+    if (!accumulate) std::fill(y, y + T * cols, 0.0f);
+    return;
+  }
   // A few tokens (decoding) with BF16 or FP8 weights: whole strips decoded in registers.
-  const bool direct = T <= kTokenBlock && (W.dtype == DType::BF16 || W.dtype == DType::F8_E4M3) &&
+  const bool direct = !accumulate && T <= kTokenBlock && (W.dtype == DType::BF16 || W.dtype == DType::F8_E4M3) &&
                       decodes_in_registers(W, 0, W.rows);
   alignas(64) float decoded[kRunRows * kStripCols];
   for (int64_t c0 = 0; c0 < cols; c0 += kStripCols) {
@@ -951,10 +955,10 @@ void matmul_transposed(const Matrix& W, const float* x, int64_t x_stride, int64_
       int64_t t = 0;
       for (; t + 4 <= T; t += 4)
         transposed_strip<4>(w, w_stride, rows, x + t * x_stride + r0, x_stride, y + t * cols + c0, cols, width,
-                            r0 == 0);
+                            r0 == 0 && !accumulate);
       for (; t < T; ++t)
         transposed_strip<1>(w, w_stride, rows, x + t * x_stride + r0, x_stride, y + t * cols + c0, cols, width,
-                            r0 == 0);
+                            r0 == 0 && !accumulate);
     }
   }
 }

@@ -51,7 +51,9 @@ void matmul_batch(std::span<const MatmulJob> jobs, ThreadPool& pool, MatmulInput
 
 // y[t][c] = sum_r x[t][r] * W[r][c] for c < cols <= W.cols (x W, the transposed use of a Linear
 // weight, or its first columns), one thread; x rows are x_stride floats apart, y is [T][cols]
-// and overwritten.
-void matmul_transposed(const Matrix& W, const float* x, int64_t x_stride, int64_t T, float* y, int64_t cols);
+// and overwritten, or added to when `accumulate` (each element's sum then continues from y's
+// value, as a loop of y[t][c] += x[t][r] * W[r][c] over r would).
+void matmul_transposed(const Matrix& W, const float* x, int64_t x_stride, int64_t T, float* y, int64_t cols,
+                       bool accumulate = false);
 
 }  // namespace dsv3

@@ -91,12 +91,4 @@ inline float hsum(vf v) {
       for (int j = 0; j < 4; ++j) out[n * kLanes + kChunks * j + k] = one[n][4 * k + j];
 }
 
-// y[i] += a * x[i]
-inline void axpy(float a, const float* x, float* y, int64_t n) {
-  int64_t i = 0;
-  const vf av = broadcast(a);
-  for (; i + kLanes <= n; i += kLanes) store(y + i, load(y + i) + av * load(x + i));
-  for (; i < n; ++i) y[i] += a * x[i];
-}
-
 }  // namespace dsv3::simd
