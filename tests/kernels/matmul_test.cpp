@@ -166,23 +166,35 @@ TEST_P(MatmulTest, ResultDoesNotDependOnThreadCount) {
   EXPECT_EQ(std::memcmp(y1.data(), y2.data(), y1.size() * sizeof(float)), 0);
 }
 
-// A token's result does not depend on how many tokens share the product: passes of 1-4
-// tokens decode the weights in registers, larger ones through a tile, and the two give the
-// same bits (odd sizes, several 512-column tiles, a row slice that starts mid FP8 block).
-TEST_P(MatmulTest, FewTokensAndManyTokensGiveTheSameBits) {
+// 11 tokens in one product and in passes of 1-4 give the same bits, on m and a row slice of it.
+void expect_same_bits_in_passes(const StoredMatrix& m, MatmulInput input) {
   ThreadPool pool(2);
-  StoredMatrix m = make_matrix(GetParam(), 300, 1100, 8);
   for (const Matrix& w : {m.view, m.view.row_slice(133, 150)}) {
     const int64_t T = 11;
     std::vector<float> x = random_input(T * w.cols, 6);
     std::vector<float> all(static_cast<size_t>(T * w.rows)), part(all.size());
-    matmul(w, x.data(), T, all.data(), pool);
+    matmul(w, x.data(), T, all.data(), pool, input);
     for (int64_t chunk : {1, 2, 3, 4}) {
       for (int64_t t = 0; t < T; t += chunk)
-        matmul(w, x.data() + t * w.cols, std::min(chunk, T - t), part.data() + t * w.rows, pool);
+        matmul(w, x.data() + t * w.cols, std::min(chunk, T - t), part.data() + t * w.rows, pool, input);
       EXPECT_EQ(std::memcmp(all.data(), part.data(), all.size() * sizeof(float)), 0) << "passes of " << chunk;
     }
   }
+}
+
+// A token's result does not depend on how many tokens share the product: passes of 1-4
+// tokens decode the weights in registers, larger ones through a tile, and the two give the
+// same bits (odd sizes, several 512-column tiles, a row slice that starts mid FP8 block).
+TEST_P(MatmulTest, FewTokensAndManyTokensGiveTheSameBits) {
+  expect_same_bits_in_passes(make_matrix(GetParam(), 300, 1100, 8), MatmulInput::kF32);
+}
+
+// The same with BF16 x and BF16 weights: passes of any size take the dot-product instruction
+// where the CPU has AVX512-BF16 (the FP32 path on the rounded x where it has not), unless AMX
+// tiles take the larger passes, which sum in another order.
+TEST(MatmulBf16Test, FewTokensAndManyTokensGiveTheSameBits) {
+  if (cpu_kernels().amx_usable()) GTEST_SKIP() << "AMX tiles take passes of more than 4 tokens";
+  expect_same_bits_in_passes(make_matrix(DType::BF16, 300, 1100, 8), MatmulInput::kBF16);
 }
 
 // NaN codes of E4M3 (0x7F, 0xFF) make their rows' products NaN whether the weights are

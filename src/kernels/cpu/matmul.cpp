@@ -358,9 +358,7 @@ void bf16_dot_block(const Matrix& W, int64_t r0, const uint16_t* xb, float* y, i
   const int64_t cols = W.cols, len_vec = cols - cols % 32;
   const uint16_t* rows[kRowBlock];
   for (int64_t r = 0; r < kRowBlock; ++r) rows[r] = static_cast<const uint16_t*>(W.data) + (r0 + r) * cols;
-  __m512 acc[kTokens][kRowBlock];
-  for (auto& token : acc)
-    for (__m512& a : token) a = _mm512_setzero_ps();
+  vf acc[kTokens][kRowBlock] = {};
   for (int64_t c = 0; c < len_vec; c += 32) {
     __m512i w[kRowBlock];
     for (int64_t r = 0; r < kRowBlock; ++r) {
@@ -368,13 +366,15 @@ void bf16_dot_block(const Matrix& W, int64_t r0, const uint16_t* xb, float* y, i
       w[r] = _mm512_loadu_si512(rows[r] + c);
     }
     for (int64_t i = 0; i < kTokens; ++i) {
-      const __m512i xv = _mm512_loadu_si512(xb + i * cols + c);
+      const __m512i xv = simd::in_register(_mm512_loadu_si512(xb + i * cols + c));
       for (int64_t r = 0; r < kRowBlock; ++r) acc[i][r] = _mm512_dpbf16_ps(acc[i][r], (__m512bh)w[r], (__m512bh)xv);
     }
   }
+  float sums[kTokens][kRowBlock];
+  hsum_each(acc, sums);
   for (int64_t i = 0; i < kTokens; ++i)
     for (int64_t r = 0; r < kRowBlock; ++r) {
-      float sum = hsum(reinterpret_cast<const vf&>(acc[i][r]));  // (GCC 12 warns in _mm512_reduce_add_ps)
+      float sum = sums[i][r];
       for (int64_t c = len_vec; c < cols; ++c) sum += bf16_to_f32(rows[r][c]) * bf16_to_f32(xb[i * cols + c]);
       y[i * y_stride + r] = sum;
     }
@@ -387,6 +387,23 @@ void bf16_dot_product(const Matrix& W, int64_t r0, const uint16_t* xb, int64_t T
     case 3: return bf16_dot_block<3>(W, r0, xb, y, y_stride);
     default: return bf16_dot_block<4>(W, r0, xb, y, y_stride);
   }
+}
+
+// Rows [r0, row_end) of BF16 weights times any number of tokens, as far as whole blocks of
+// kRowBlock rows go; returns the first row not done. Groups of 8 row blocks meet the tokens
+// four at a time (the group's rows stay in L2, a token block's x in L1). Each (token, row) is
+// bf16_dot_block's sum whatever the blocking, so prefill and decoding agree bit for bit.
+int64_t bf16_dot_rows(const Matrix& W, int64_t r0, int64_t row_end, const uint16_t* xb, int64_t T, float* y,
+                      int64_t y_stride) {
+  constexpr int64_t kGroupRows = 8 * kRowBlock;
+  while (r0 + kRowBlock <= row_end) {
+    const int64_t group_end = r0 + std::min(kGroupRows, (row_end - r0) / kRowBlock * kRowBlock);
+    for (int64_t t = 0; t < T; t += kTokenBlock)
+      for (int64_t r = r0; r < group_end; r += kRowBlock)
+        bf16_dot_product(W, r, xb + t * W.cols, std::min(kTokenBlock, T - t), y + t * y_stride + r, y_stride);
+    r0 = group_end;
+  }
+  return r0;
 }
 
 #ifdef DSV3_BF16_LOOKUP
@@ -542,8 +559,7 @@ void rows_with_bf16_input(const Matrix& W, const uint16_t* codes, const float* v
                           int64_t y_stride, int64_t row_begin, int64_t row_end) {
   int64_t r0 = row_begin;
 #ifdef __AVX512BF16__
-  if (W.dtype == DType::BF16 && T <= kTokenBlock)
-    for (; r0 + kRowBlock <= row_end; r0 += kRowBlock) bf16_dot_product(W, r0, codes, T, y + r0, y_stride);
+  if (W.dtype == DType::BF16) r0 = bf16_dot_rows(W, r0, row_end, codes, T, y, y_stride);
 #ifdef DSV3_BF16_LOOKUP
   if (W.dtype == DType::F8_E4M3 && T <= kTokenBlock && W.cols % kFp8BlockSize == 0)
     r0 = lookup_dot_product<DType::F8_E4M3>(W, r0, row_end, codes, T, y, y_stride);

@@ -21,7 +21,8 @@ inline vf load(const float* p) { return *reinterpret_cast<const vf_unaligned*>(p
 // v held in a register from here on. A vector loaded once and used by several FMAs is
 // otherwise folded into each as a memory operand, loaded again per use: in a 4 x 4 tile that
 // is 20 loads per 16 FMAs, more than the load ports issue. (No instruction is emitted.)
-inline vf in_register(vf v) {
+template <typename Vector>
+inline Vector in_register(Vector v) {
 #ifdef __AVX__
   asm("" : "+v"(v));
 #endif  // (without AVX a vf is two SSE registers, which the constraint cannot name)
