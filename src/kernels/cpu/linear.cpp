@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "kernels/cpu/matmul.h"
+#include "kernels/cpu/transpose.h"
 
 namespace dsv3 {
 
@@ -50,8 +51,7 @@ void linear_backward_f32(const float* x, const float* W, const float* dy, int64_
   if (dW) {
     thread_local std::vector<float> dy_transposed;
     dy_transposed.resize(static_cast<size_t>(out * rows));
-    for (int64_t t = 0; t < rows; ++t)
-      for (int64_t o = 0; o < out; ++o) dy_transposed[static_cast<size_t>(o * rows + t)] = dy[t * out + o];
+    transpose(dy, rows, out, dy_transposed.data());
     const Matrix inputs{DType::F32, rows, in, x, nullptr, 0};
     const float* dy_t = dy_transposed.data();
     parallel_token_ranges(out, [&](int64_t o0, int64_t o1) {

@@ -5,6 +5,7 @@
 #include "base/error.h"
 #include "kernels/cpu/fp8_gemm.h"
 #include "kernels/cpu/linear.h"
+#include "kernels/cpu/transpose.h"
 #include "tensor/dtype.h"
 
 namespace dsv3 {
@@ -19,8 +20,7 @@ std::vector<float> bf16_rounded(const float* x, int64_t n) {
 
 std::vector<float> transposed(const float* x, int64_t rows, int64_t cols) {
   std::vector<float> out(static_cast<size_t>(rows * cols));
-  for (int64_t r = 0; r < rows; ++r)
-    for (int64_t c = 0; c < cols; ++c) out[static_cast<size_t>(c * rows + r)] = x[r * cols + c];
+  transpose(x, rows, cols, out.data());
   return out;
 }
 
