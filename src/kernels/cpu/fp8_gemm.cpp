@@ -12,14 +12,17 @@ namespace {
 constexpr int64_t kRun = 128;  // the promotion interval along k
 
 // The operand's E4M3 values, unscaled (exact in FP32), laid out run by run:
-// [run][rows][128], the last run zero-padded, so that every run is a contiguous matrix.
-std::vector<float> decode_runs(const Fp8Operand& x, int64_t k, int64_t runs) {
+// [run][rows][128], the last run zero-padded, so that every run is a contiguous matrix. Rows
+// split over the pool.
+std::vector<float> decode_runs(const Fp8Operand& x, int64_t k, int64_t runs, ThreadPool& pool) {
   std::vector<float> out(static_cast<size_t>(runs * x.rows * kRun), 0.0f);
-  for (int64_t r = 0; r < x.rows; ++r)
+  pool.parallel_for(static_cast<size_t>(x.rows), [&](size_t row) {
+    const int64_t r = static_cast<int64_t>(row);
     for (int64_t run = 0; run < runs; ++run) {
       const int64_t k0 = run * kRun, n = std::min(kRun, k - k0);
       decode_e4m3(x.codes + r * k + k0, &out[static_cast<size_t>((run * x.rows + r) * kRun)], static_cast<size_t>(n));
     }
+  });
   return out;
 }
 
@@ -27,7 +30,7 @@ std::vector<float> decode_runs(const Fp8Operand& x, int64_t k, int64_t runs) {
 
 void fp8_gemm(const Fp8Operand& a, const Fp8Operand& b, int64_t k, float* c, ThreadPool& pool) {
   const int64_t M = a.rows, N = b.rows, runs = (k + kRun - 1) / kRun;
-  const std::vector<float> a_values = decode_runs(a, k, runs), b_values = decode_runs(b, k, runs);
+  const std::vector<float> a_values = decode_runs(a, k, runs, pool), b_values = decode_runs(b, k, runs, pool);
   std::vector<float> partial(static_cast<size_t>(M * N));
   std::fill(c, c + M * N, 0.0f);
   for (int64_t run = 0; run < runs; ++run) {

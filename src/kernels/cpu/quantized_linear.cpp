@@ -1,5 +1,6 @@
 #include "kernels/cpu/quantized_linear.h"
 
+#include <algorithm>
 #include <vector>
 
 #include "base/error.h"
@@ -24,13 +25,30 @@ std::vector<float> transposed(const float* x, int64_t rows, int64_t cols) {
   return out;
 }
 
-Fp8Tensor quantized(const float* x, int64_t rows, int64_t cols, int64_t rows_per_scale) {
+constexpr int64_t kBlock = 128;  // weight blocks are 128 x 128; activation tiles 1 x 128
+
+// Fp8Tensor::quantize's codes and scales, its groups of rows split over the pool (a group's
+// scales and codes depend on its own values only).
+Fp8Tensor quantized(const float* x, int64_t rows, int64_t cols, int64_t rows_per_scale, ThreadPool& pool) {
   Fp8Tensor t;
-  t.quantize(x, rows, cols, rows_per_scale);
+  t.rows = rows;
+  t.cols = cols;
+  t.rows_per_scale = rows_per_scale;
+  const int64_t groups = (rows + rows_per_scale - 1) / rows_per_scale, group_cols = (cols + kBlock - 1) / kBlock;
+  t.codes.resize(static_cast<size_t>(rows * cols));
+  t.scales.resize(static_cast<size_t>(groups * group_cols));
+  const int64_t tasks = std::min<int64_t>(groups, static_cast<int64_t>(pool.size()) * 4);
+  if (tasks == 0) return t;
+  const int64_t per_task = (groups + tasks - 1) / tasks;
+  pool.parallel_for(static_cast<size_t>(tasks), [&](size_t i) {
+    const int64_t g0 = static_cast<int64_t>(i) * per_task, g1 = std::min(groups, g0 + per_task);
+    if (g0 >= g1) return;
+    const int64_t r0 = g0 * rows_per_scale, r1 = std::min(rows, g1 * rows_per_scale);
+    quantize_fp8(x + r0 * cols, r1 - r0, cols, rows_per_scale, t.codes.data() + r0 * cols,
+                 t.scales.data() + g0 * group_cols);
+  });
   return t;
 }
-
-constexpr int64_t kBlock = 128;  // weight blocks are 128 x 128; activation tiles 1 x 128
 
 }  // namespace
 
@@ -49,7 +67,7 @@ void quantized_linear(GemmPrecision precision, const float* x, const float* W, i
     case GemmPrecision::kBF16:
       return linear(bf16_rounded(x, rows * in).data(), bf16_rounded(W, out * in).data(), rows, in, out, y, pool);
     case GemmPrecision::kFP8: {
-      const Fp8Tensor a = quantized(x, rows, in, 1), b = quantized(W, out, in, kBlock);
+      const Fp8Tensor a = quantized(x, rows, in, 1, pool), b = quantized(W, out, in, kBlock, pool);
       return fp8_gemm(fp8_operand(a), fp8_operand(b), in, y, pool);
     }
   }
@@ -66,12 +84,12 @@ void quantized_linear_backward(GemmPrecision precision, const float* x, const fl
     case GemmPrecision::kFP8: {
       if (dx) {  // dx = dy W: inner dimension out; W^T's 128x128 blocks are W's, transposed
         const std::vector<float> wt = transposed(W, out, in);
-        const Fp8Tensor a = quantized(dy, rows, out, 1), b = quantized(wt.data(), in, out, kBlock);
+        const Fp8Tensor a = quantized(dy, rows, out, 1, pool), b = quantized(wt.data(), in, out, kBlock, pool);
         fp8_gemm(fp8_operand(a), fp8_operand(b), out, dx, pool);
       }
       if (dW) {  // dW += dy^T x: inner dimension the tokens
         const std::vector<float> dyt = transposed(dy, rows, out), xt = transposed(x, rows, in);
-        const Fp8Tensor a = quantized(dyt.data(), out, rows, 1), b = quantized(xt.data(), in, rows, 1);
+        const Fp8Tensor a = quantized(dyt.data(), out, rows, 1, pool), b = quantized(xt.data(), in, rows, 1, pool);
         std::vector<float> grad(static_cast<size_t>(out * in));
         fp8_gemm(fp8_operand(a), fp8_operand(b), rows, grad.data(), pool);
         for (int64_t i = 0; i < out * in; ++i) dW[i] += grad[static_cast<size_t>(i)];
