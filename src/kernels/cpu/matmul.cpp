@@ -96,7 +96,7 @@ void tile_block(const float* tile, const float* x, int64_t x_stride, int64_t len
     for (int64_t r = 0; r < kRows; ++r) w[r] = simd::in_register(load(tile + r * kColBlock + c));
     for (int64_t i = 0; i < kTokens; ++i) {
       const vf xv = simd::in_register(load(x + i * x_stride + c));
-      for (int64_t r = 0; r < kRows; ++r) acc[i][r] += w[r] * xv;
+      for (int64_t r = 0; r < kRows; ++r) acc[i][r] = simd::fma(w[r], xv, acc[i][r]);
     }
   }
   float sums[kTokens][kRows];
@@ -104,7 +104,7 @@ void tile_block(const float* tile, const float* x, int64_t x_stride, int64_t len
   for (int64_t i = 0; i < kTokens; ++i)
     for (int64_t r = 0; r < kRows; ++r) {
       float sum = sums[i][r];
-      for (int64_t c = len_vec; c < len; ++c) sum += tile[r * kColBlock + c] * x[i * x_stride + c];
+      for (int64_t c = len_vec; c < len; ++c) sum = simd::fma(tile[r * kColBlock + c], x[i * x_stride + c], sum);
       y[i * y_stride + r] += sum;
     }
 }
@@ -201,7 +201,7 @@ template <int64_t kTokens, DType kType>
   for (int64_t r = 0; r < kRowBlock; ++r) w[r] = decode_lanes<kType>(rows[r], c, scale[r]);
   for (int64_t i = 0; i < kTokens; ++i) {
     const vf xv = simd::in_register(load(x + i * x_stride + c));
-    for (int64_t r = 0; r < kRowBlock; ++r) acc[i][r] += w[r] * xv;
+    for (int64_t r = 0; r < kRowBlock; ++r) acc[i][r] = simd::fma(w[r], xv, acc[i][r]);
   }
 }
 
@@ -267,7 +267,7 @@ bool direct_block(const Matrix& W, int64_t r0, int64_t c0, int64_t len, const fl
   for (int64_t i = 0; i < kTokens; ++i)
     for (int64_t r = 0; r < kRowBlock; ++r) {
       float sum = sums[i][r];
-      for (int64_t c = len_vec; c < len; ++c) sum += tail[r][c - len_vec] * x[i * x_stride + c];
+      for (int64_t c = len_vec; c < len; ++c) sum = simd::fma(tail[r][c - len_vec], x[i * x_stride + c], sum);
       y[i * y_stride + r] += sum;
     }
   return true;
@@ -702,7 +702,7 @@ void transposed_strip(const float* w, int64_t w_stride, int64_t rows, const floa
     for (int64_t j = 0; j < kVectors; ++j) wv[j] = simd::in_register(load(w + r * w_stride + j * kLanes));
     for (int64_t i = 0; i < kTokens; ++i) {
       const vf xv = broadcast(x[i * x_stride + r]);
-      for (int64_t j = 0; j < kVectors; ++j) acc[i][j] += xv * wv[j];
+      for (int64_t j = 0; j < kVectors; ++j) acc[i][j] = simd::fma(xv, wv[j], acc[i][j]);
     }
   }
   for (int64_t i = 0; i < kTokens; ++i) {
@@ -749,7 +749,7 @@ bool transposed_strip_direct(const Matrix& W, int64_t c0, const float* x, int64_
     for (int64_t j = 0; j < kVectors; ++j) w[j] = decode_lanes<kType>(row, c0 + j * kLanes, scale);
     for (int64_t i = 0; i < kTokens; ++i) {
       const vf xv = broadcast(x[i * x_stride + r]);
-      for (int64_t j = 0; j < kVectors; ++j) acc[i][j] += xv * w[j];
+      for (int64_t j = 0; j < kVectors; ++j) acc[i][j] = simd::fma(xv, w[j], acc[i][j]);
     }
   }
   if constexpr (kType == DType::F8_E4M3)

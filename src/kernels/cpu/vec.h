@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <immintrin.h>
 
 namespace dsv3::simd {
 
@@ -29,6 +30,27 @@ inline Vector in_register(Vector v) {
   return v;
 }
 inline void store(float* p, vf v) { *reinterpret_cast<vf_unaligned*>(p) = v; }
+// a * b + c, rounded once where the CPU has FMA (every kernel variant but the generic one),
+// else twice. The products whose bits must not depend on a loop's shape (prefill, decoding
+// and speculative verification agree bit for bit) call these rather than write a * b + c,
+// which leaves contracting it to the compiler: tuned for AMD Zen, GCC 12 left some chains as
+// a multiply and an add in some loops and not in others.
+inline vf fma(vf a, vf b, vf c) {
+#if defined(__AVX512F__)
+  return _mm512_fmadd_ps(a, b, c);
+#elif defined(__FMA__)
+  return _mm256_fmadd_ps(a, b, c);
+#else
+  return a * b + c;  // (no FMA instruction to contract it into)
+#endif
+}
+inline float fma(float a, float b, float c) {
+#ifdef __FMA__
+  return __builtin_fmaf(a, b, c);
+#else
+  return a * b + c;
+#endif
+}
 // Lane 0 shuffled into every lane (vf{} + a would be an addition the compiler must keep, since
 // 0 + -0 is +0: a scalar add per use; a lane-by-lane loop becomes masked inserts).
 typedef int32_t vlane __attribute__((vector_size(kLanes * 4)));
