@@ -7,6 +7,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "base/thread_pool.h"
+
 namespace dsv3 {
 
 // x: [rows][cols] FP32. q: [rows][cols] E4M3 codes. scales: [ceil(rows/rows_per_scale)][ceil(cols/128)].
@@ -25,7 +27,9 @@ struct Fp8Tensor {
   std::vector<float> scales;
   int64_t rows = 0, cols = 0, rows_per_scale = 1;
 
-  void quantize(const float* x, int64_t n_rows, int64_t n_cols, int64_t group_rows);
+  // With a pool, the groups of rows are split over it (a group's scales and codes depend on
+  // its own values only, so the result is the same).
+  void quantize(const float* x, int64_t n_rows, int64_t n_cols, int64_t group_rows, ThreadPool* pool = nullptr);
   // e4m3(code) * scale, [rows][cols].
   std::vector<float> dequantize() const;
 };

@@ -1,6 +1,5 @@
 #include "kernels/cpu/quantized_linear.h"
 
-#include <algorithm>
 #include <vector>
 
 #include "base/error.h"
@@ -27,26 +26,9 @@ std::vector<float> transposed(const float* x, int64_t rows, int64_t cols) {
 
 constexpr int64_t kBlock = 128;  // weight blocks are 128 x 128; activation tiles 1 x 128
 
-// Fp8Tensor::quantize's codes and scales, its groups of rows split over the pool (a group's
-// scales and codes depend on its own values only).
 Fp8Tensor quantized(const float* x, int64_t rows, int64_t cols, int64_t rows_per_scale, ThreadPool& pool) {
   Fp8Tensor t;
-  t.rows = rows;
-  t.cols = cols;
-  t.rows_per_scale = rows_per_scale;
-  const int64_t groups = (rows + rows_per_scale - 1) / rows_per_scale, group_cols = (cols + kBlock - 1) / kBlock;
-  t.codes.resize(static_cast<size_t>(rows * cols));
-  t.scales.resize(static_cast<size_t>(groups * group_cols));
-  const int64_t tasks = std::min<int64_t>(groups, static_cast<int64_t>(pool.size()) * 4);
-  if (tasks == 0) return t;
-  const int64_t per_task = (groups + tasks - 1) / tasks;
-  pool.parallel_for(static_cast<size_t>(tasks), [&](size_t i) {
-    const int64_t g0 = static_cast<int64_t>(i) * per_task, g1 = std::min(groups, g0 + per_task);
-    if (g0 >= g1) return;
-    const int64_t r0 = g0 * rows_per_scale, r1 = std::min(rows, g1 * rows_per_scale);
-    quantize_fp8(x + r0 * cols, r1 - r0, cols, rows_per_scale, t.codes.data() + r0 * cols,
-                 t.scales.data() + g0 * group_cols);
-  });
+  t.quantize(x, rows, cols, rows_per_scale, &pool);
   return t;
 }
 
