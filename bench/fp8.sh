@@ -58,16 +58,12 @@ echo "plot: $out/loss.png"
 # 2). The 0.5b preset with the vocabulary of the tokenizer trained above (8192, not the
 # preset's 32000: a 32000 x 1024 BF16 head would be 27 % of the BF16 bytes, where DeepSeek-V3's
 # is 2 %). With the default FP32 activations and with --activations bf16.
-config=runs/bench/model-0.5b-kjv.json
-[ -f $config ] || { ./build/dsv3 init --preset 0.5b --out $out/preset.tmp >/dev/null 2>&1
-  /usr/bin/python3 -c "import json, sys; c = json.load(open(sys.argv[1])); c['vocab_size'] = 8192
-json.dump(c, open(sys.argv[2], 'w'), indent=2)" $out/preset.tmp/config.json $config; rm -rf $out/preset.tmp; }
 # This machine's speed drifts between runs (other tenants, a shared L3), so BF16 and FP8 take
 # turns, DECODE_ROUNDS times (default 5), and the table gives medians and the median of the
 # per-round ratios (the first round also counts the weight bytes per token: --roofline).
 for dtype in bf16 fp8; do
   model=runs/bench/model-0.5b-kjv-$dtype
-  [ -f $model/config.json ] || ./build/dsv3 init --config $config --dtype $dtype --out $model 2>/dev/null
+  [ -f $model/config.json ] || ./build/dsv3 init --preset 0.5b --vocab-size 8192 --dtype $dtype --out $model 2>/dev/null
 done
 rounds=${DECODE_ROUNDS:-5}
 rm -f $out/decode-*.json

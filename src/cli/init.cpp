@@ -18,6 +18,7 @@ struct InitOptions {
   std::string preset = "tiny";
   std::string config;
   std::string dtype = "bf16";
+  int64_t vocab_size = 0;  // 0: the preset's or the config's
   uint64_t seed = 0;
   double std_dev = 0.006;
 };
@@ -31,7 +32,11 @@ DType parse_dtype(const std::string& name) {
 }
 
 void run(const InitOptions& o) {
-  const ModelConfig config = o.config.empty() ? preset_config(o.preset) : read_model_config(o.config);
+  ModelConfig config = o.config.empty() ? preset_config(o.preset) : read_model_config(o.config);
+  if (o.vocab_size > 0) {
+    config.vocab_size = o.vocab_size;
+    config.validate();
+  }
   const DType dtype = parse_dtype(o.dtype);
   std::mt19937_64 rng(o.seed);
   std::normal_distribution<float> normal(0.0f, static_cast<float>(o.std_dev));
@@ -61,6 +66,10 @@ void add_init_command(CLI::App& app) {
   cmd->add_option("--config", opts->config, "A config.json to use instead of a preset");
   cmd->add_option("--dtype", opts->dtype, "Weight storage: bf16, fp8 (official block-scaled format), f32, f16")
       ->capture_default_str();
+  cmd->add_option("--vocab-size", opts->vocab_size,
+                  "Vocabulary size instead of the preset's or config's (e.g. a tokenizer's, which a benchmark's "
+                  "model should match)")
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 31));
   cmd->add_option("--seed", opts->seed, "Random seed")->capture_default_str();
   cmd->add_option("--std", opts->std_dev, "Standard deviation of the normal initialisation")->capture_default_str();
   cmd->callback([opts] { run(*opts); });

@@ -44,6 +44,8 @@ expect_error unknown_command "command line" "$dsv3" frobnicate
 expect_error missing_option "command line" "$dsv3" logits -m "$work/tiny"
 expect_error bad_threads "command line" "$dsv3" logits -m "$work/tiny" --ids 1 -o "$work/o.npy" -t 100000
 expect_error bad_preset "preset" "$dsv3" init --preset huge -o "$work/x"
+expect_error zero_vocab "--vocab-size" "$dsv3" init --preset tiny --vocab-size 0 -o "$work/x"
+expect_error vocab_below_special_ids "below vocab_size" "$dsv3" init --preset tiny --vocab-size 1 -o "$work/x"
 expect_error no_tokenizer "tokenizer.json" "$dsv3" tokenize -m "$work/tiny" "hello"
 expect_error generate_no_tokenizer "tokenizer.json" "$dsv3" generate -m "$work/tiny" -p "hello"
 "$dsv3" tokenizer-train --data "$work/no_mtp.json" --vocab-size 300 -o "$work/tok" 2>/dev/null
