@@ -6,6 +6,7 @@
 // write disjoint outputs, and each task computes in a fixed order.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <cstddef>
@@ -33,6 +34,21 @@ class ThreadPool {
   template <class Task>
   void parallel_for(size_t n, const Task& task) {
     run(n, TaskRef{&task, [](const void* f, size_t i) { (*static_cast<const Task*>(f))(i); }});
+  }
+
+  // Calls body(begin, end) for ranges covering [0, n), about tasks_per_thread of them per
+  // thread, each a multiple of `granule` long (the last may be shorter): for loops whose
+  // items are too small to be tasks one by one.
+  template <class Body>
+  void parallel_ranges(int64_t n, int64_t granule, int64_t tasks_per_thread, const Body& body) {
+    if (n <= 0) return;
+    const int64_t granules = (n + granule - 1) / granule;
+    const int64_t tasks = std::min(granules, static_cast<int64_t>(size()) * tasks_per_thread);
+    const int64_t per_task = (granules + tasks - 1) / tasks * granule;
+    parallel_for(static_cast<size_t>(tasks), [&](size_t i) {
+      const int64_t begin = static_cast<int64_t>(i) * per_task, end = std::min(n, begin + per_task);
+      if (begin < end) body(begin, end);
+    });
   }
 
  private:

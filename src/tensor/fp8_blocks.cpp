@@ -44,18 +44,14 @@ void Fp8Tensor::quantize(const float* x, int64_t n_rows, int64_t n_cols, int64_t
   const int64_t groups = (rows + group_rows - 1) / group_rows, group_cols = (cols + kGroupCols - 1) / kGroupCols;
   codes.resize(static_cast<size_t>(rows * cols));
   scales.resize(static_cast<size_t>(groups * group_cols));
-  const int64_t tasks = pool ? std::min<int64_t>(groups, static_cast<int64_t>(pool->size()) * 4) : 1;
-  const int64_t per_task = tasks > 0 ? (groups + tasks - 1) / tasks : 0;
-  auto quantize_groups = [&](size_t i) {
-    const int64_t g0 = static_cast<int64_t>(i) * per_task, g1 = std::min(groups, g0 + per_task);
-    if (g0 >= g1) return;
+  auto quantize_groups = [&](int64_t g0, int64_t g1) {
     const int64_t r0 = g0 * group_rows, r1 = std::min(rows, g1 * group_rows);
     quantize_fp8(x + r0 * cols, r1 - r0, cols, group_rows, codes.data() + r0 * cols, scales.data() + g0 * group_cols);
   };
   if (pool)
-    pool->parallel_for(static_cast<size_t>(tasks), quantize_groups);
-  else
-    quantize_groups(0);
+    pool->parallel_ranges(groups, 1, 4, quantize_groups);
+  else if (groups > 0)
+    quantize_groups(0, groups);
 }
 
 std::vector<float> Fp8Tensor::dequantize() const {

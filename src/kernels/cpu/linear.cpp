@@ -14,12 +14,7 @@ namespace {
 // Splits [0, n) into about 4 tasks per thread.
 template <typename F>
 void parallel_rows(int64_t n, ThreadPool& pool, F&& body) {
-  if (n <= 0) return;
-  const int64_t tasks = std::min<int64_t>(n, static_cast<int64_t>(pool.size()) * 4);
-  const int64_t per_task = (n + tasks - 1) / tasks;
-  pool.parallel_for(static_cast<size_t>(tasks), [&](size_t i) {
-    const int64_t begin = static_cast<int64_t>(i) * per_task;
-    const int64_t end = std::min(n, begin + per_task);
+  pool.parallel_ranges(n, 1, 4, [&](int64_t begin, int64_t end) {
     for (int64_t r = begin; r < end; ++r) body(r);
   });
 }
@@ -33,18 +28,9 @@ void parallel_rows(int64_t n, ThreadPool& pool, F&& body) {
 // Tasks take whole blocks of 4 of the product's tokens (its unit), about 2 per thread.
 void linear_backward_f32(const float* x, const float* W, const float* dy, int64_t rows, int64_t in, int64_t out,
                          float* dx, float* dW, ThreadPool& pool) {
-  auto parallel_token_ranges = [&](int64_t n, auto&& body) {
-    if (n <= 0) return;
-    const int64_t tasks = std::min<int64_t>((n + 3) / 4, static_cast<int64_t>(pool.size()) * 2);
-    const int64_t per_task = ((n + tasks - 1) / tasks + 3) / 4 * 4;
-    pool.parallel_for(static_cast<size_t>(tasks), [&](size_t i) {
-      const int64_t begin = static_cast<int64_t>(i) * per_task, end = std::min(n, begin + per_task);
-      if (begin < end) body(begin, end);
-    });
-  };
   if (dx) {
     const Matrix weights{DType::F32, out, in, W, nullptr, 0};
-    parallel_token_ranges(rows, [&](int64_t t0, int64_t t1) {
+    pool.parallel_ranges(rows, 4, 2, [&](int64_t t0, int64_t t1) {
       matmul_transposed(weights, dy + t0 * out, out, t1 - t0, dx + t0 * in, in);
     });
   }
@@ -54,7 +40,7 @@ void linear_backward_f32(const float* x, const float* W, const float* dy, int64_
     transpose(dy, rows, out, dy_transposed.data());
     const Matrix inputs{DType::F32, rows, in, x, nullptr, 0};
     const float* dy_t = dy_transposed.data();
-    parallel_token_ranges(out, [&](int64_t o0, int64_t o1) {
+    pool.parallel_ranges(out, 4, 2, [&](int64_t o0, int64_t o1) {
       matmul_transposed(inputs, dy_t + o0 * rows, rows, o1 - o0, dW + o0 * in, in, /*accumulate=*/true);
     });
   }
