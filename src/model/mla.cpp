@@ -49,34 +49,42 @@ void Model::attention(const AttentionWeights& w, const float* xn, int64_t T, std
   }
 
   // Per head: fold the key half of kv_b into the query (q_nope W_k gives a latent-space
-  // query), attend over each sequence's latent cache, then apply the value half.
+  // query), attend over each sequence's latent cache, then apply the value half. The heads go
+  // to the pool in one group per thread, so that each group reads the cache once for all its
+  // heads (the results are the same whatever the grouping).
   float* q_latent = ws_.q_latent.get(heads * T * rank);
   float* o_latent = ws_.o_latent.get(heads * T * rank);
-  const int64_t scratch_floats = latent_attention_scratch_floats(rank, rope, T, visible);
-  float* scratch = ws_.attention_scratch.get(heads * scratch_floats);
+  const int64_t groups = std::min(heads, static_cast<int64_t>(pool_.size()));
+  const int64_t scratch_floats = latent_attention_scratch_floats(rank, rope, (heads + groups - 1) / groups, T, visible);
+  float* scratch = ws_.attention_scratch.get(groups * scratch_floats);
   float* o = ws_.o.get(T * heads * v_dim);
-  pool_.parallel_for(static_cast<size_t>(heads), [&](size_t hi) {
-    const int64_t h = static_cast<int64_t>(hi);
-    float* qh = q + h * qk;
-    for (int64_t t = 0; t < T; ++t) rope_apply(qh + t * heads * qk + nope, rope, cos + t * half, sin + t * half);
-    float* ql = q_latent + h * T * rank;
-    float* ol = o_latent + h * T * rank;
+  pool_.parallel_for(static_cast<size_t>(groups), [&](size_t g) {
+    const int64_t h0 = static_cast<int64_t>(g) * heads / groups, h1 = (static_cast<int64_t>(g) + 1) * heads / groups;
     const bool split = w.kv_b.empty();  // (k_b holds each head's key half transposed: [rank][nope])
-    if (split) {
-      matmul_rows(w.k_b.row_slice(h * rank, rank), qh, heads * qk, T, ql, rank, 0, rank, input_);
-    } else {
-      matmul_transposed(w.kv_b.row_slice(h * (nope + v_dim), nope), qh, heads * qk, T, ql, rank);
+    for (int64_t h = h0; h < h1; ++h) {
+      float* qh = q + h * qk;
+      for (int64_t t = 0; t < T; ++t) rope_apply(qh + t * heads * qk + nope, rope, cos + t * half, sin + t * half);
+      float* ql = q_latent + h * T * rank;
+      if (split) {
+        matmul_rows(w.k_b.row_slice(h * rank, rank), qh, heads * qk, T, ql, rank, 0, rank, input_);
+      } else {
+        matmul_transposed(w.kv_b.row_slice(h * (nope + v_dim), nope), qh, heads * qk, T, ql, rank);
+      }
     }
-    const Matrix w_value =
-        split ? w.v_b.row_slice(h * v_dim, v_dim) : w.kv_b.row_slice(h * (nope + v_dim) + nope, v_dim);
     int64_t first = 0;  // the slice's first row
     for (const SequenceSlice& s : slices) {
-      latent_attention_head({ql + first * rank, rank, qh + first * heads * qk + nope, heads * qk}, s.count,
-                            s.cache->length(), s.cache->layer(cache_layer), rank, rope, rope_.softmax_scale,
-                            scratch + h * scratch_floats, ol + first * rank);
+      const LatentQueries queries{q_latent + h0 * T * rank + first * rank, rank, T * rank,
+                                  q + h0 * qk + first * heads * qk + nope, heads * qk, qk};
+      latent_attention(queries, h1 - h0, s.count, s.cache->length(), s.cache->layer(cache_layer), rank, rope,
+                       rope_.softmax_scale, scratch + static_cast<int64_t>(g) * scratch_floats,
+                       o_latent + h0 * T * rank + first * rank, T * rank);
       first += s.count;
     }
-    matmul_rows(w_value, ol, rank, T, o + h * v_dim, heads * v_dim, 0, v_dim, input_);
+    for (int64_t h = h0; h < h1; ++h) {
+      const Matrix w_value =
+          split ? w.v_b.row_slice(h * v_dim, v_dim) : w.kv_b.row_slice(h * (nope + v_dim) + nope, v_dim);
+      matmul_rows(w_value, o_latent + h * T * rank, rank, T, o + h * v_dim, heads * v_dim, 0, v_dim, input_);
+    }
   });
   matmul(w.o, o, T, out, pool_, input_);
 }

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "kernels/cpu/cpu_kernels.h"
+#include "random_input.h"
 #include "tensor/block_quant.h"
 #include "tensor/dtype.h"
 #include "tensor/fp8_blocks.h"
@@ -82,14 +83,6 @@ StoredMatrix make_matrix(DType dtype, int64_t rows, int64_t cols, uint32_t seed)
   return m;
 }
 
-std::vector<float> random_input(int64_t n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> normal(0.0f, 1.0f);
-  std::vector<float> x(static_cast<size_t>(n));
-  for (auto& v : x) v = normal(rng);
-  return x;
-}
-
 // |error| <= n * eps_f32 * sum |w x| bounds any FP32 summation order.
 void expect_close(double got, double exact, double abs_sum, int64_t n, double floor = 1e-30) {
   EXPECT_LE(std::fabs(got - exact), 1e-7 * double(n) * abs_sum + floor) << got << " vs " << exact;
@@ -129,30 +122,33 @@ TEST_P(MatmulTest, MatchesDoublePrecisionOnOddSizes) {
 // Passes of 1-4 tokens (BF16 and FP8 weights decoded in registers) and of more tokens (rows
 // decoded first) give each token the same bits.
 TEST_P(MatmulTest, TransposedProductOfARowSliceMatchesDoublePrecision) {
-  const int64_t rows = 300, cols = 140, T = 6, begin = 133, count = 150;  // slice crosses an FP8 block edge
-  StoredMatrix m = make_matrix(GetParam(), rows, cols, 5);
-  std::vector<float> x = random_input(T * count, 3);
-  for (int64_t used : {cols, int64_t{70}, int64_t{5}}) {  // all columns, or the first ones (y is [T][used])
-    std::vector<float> y(static_cast<size_t>(T * used + 1), NAN);
-    matmul_transposed(m.view.row_slice(begin, count), x.data(), count, T, y.data(), used);
-    EXPECT_TRUE(std::isnan(y.back())) << "wrote past [T][" << used << "]";
-    for (int64_t first : {0, 2}) {  // tokens [first, first + pass) in passes of 1 and 4
-      for (int64_t pass : {1, 4}) {
-        std::vector<float> part(static_cast<size_t>(pass * used));
-        matmul_transposed(m.view.row_slice(begin, count), x.data() + first * count, count, pass, part.data(), used);
-        EXPECT_EQ(std::memcmp(part.data(), y.data() + first * used, part.size() * sizeof(float)), 0)
-            << "tokens " << first << " + " << pass << ", " << used << " columns";
-      }
-    }
-    for (int64_t t = 0; t < T; ++t)
-      for (int64_t c = 0; c < used; ++c) {
-        double exact = 0, abs_sum = 0;
-        for (int64_t r = 0; r < count; ++r) {
-          exact += x[t * count + r] * m.values[(begin + r) * cols + c];
-          abs_sum += std::fabs(x[t * count + r] * m.values[(begin + r) * cols + c]);
+  const int64_t rows = 300, T = 6, begin = 133, count = 150;  // slice crosses an FP8 block edge
+  // 600 columns: passes of 1 and 2 tokens take wide strips (256 and 128 columns) where they fit.
+  for (int64_t cols : {int64_t{140}, int64_t{600}}) {
+    StoredMatrix m = make_matrix(GetParam(), rows, cols, 5);
+    std::vector<float> x = random_input(T * count, 3);
+    for (int64_t used : {cols, cols / 2 + 5, int64_t{5}}) {  // all columns, or the first ones (y is [T][used])
+      std::vector<float> y(static_cast<size_t>(T * used + 1), NAN);
+      matmul_transposed(m.view.row_slice(begin, count), x.data(), count, T, y.data(), used);
+      EXPECT_TRUE(std::isnan(y.back())) << "wrote past [T][" << used << "]";
+      for (int64_t first : {0, 2}) {  // tokens [first, first + pass) in passes of 1-4
+        for (int64_t pass : {1, 2, 3, 4}) {
+          std::vector<float> part(static_cast<size_t>(pass * used));
+          matmul_transposed(m.view.row_slice(begin, count), x.data() + first * count, count, pass, part.data(), used);
+          EXPECT_EQ(std::memcmp(part.data(), y.data() + first * used, part.size() * sizeof(float)), 0)
+              << "tokens " << first << " + " << pass << ", " << used << " of " << cols << " columns";
         }
-        expect_close(y[t * used + c], exact, abs_sum, count);
       }
+      for (int64_t t = 0; t < T; ++t)
+        for (int64_t c = 0; c < used; ++c) {
+          double exact = 0, abs_sum = 0;
+          for (int64_t r = 0; r < count; ++r) {
+            exact += x[t * count + r] * m.values[(begin + r) * cols + c];
+            abs_sum += std::fabs(x[t * count + r] * m.values[(begin + r) * cols + c]);
+          }
+          expect_close(y[t * used + c], exact, abs_sum, count);
+        }
+    }
   }
 }
 

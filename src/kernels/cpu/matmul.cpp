@@ -726,27 +726,34 @@ class Scratch {
 };
 
 // transposed_strip for BF16 or FP8 weights and a few tokens, all rows of W, columns [c0, c0 +
-// kStripCols): each row's weights decoded in registers as decode_row would (bitwise), one FMA
-// chain over the rows per y element, as in transposed_strip. Returns false, with y untouched,
-// when FP8 rows hold a NaN code.
-template <int64_t kTokens, DType kType>
+// kVectors * kLanes): each row's weights decoded in registers as decode_row would (bitwise), one
+// FMA chain over the rows per y element, as in transposed_strip. Returns false, with y
+// untouched, when FP8 rows hold a NaN code.
+template <int64_t kTokens, int64_t kVectors, DType kType>
 bool transposed_strip_direct(const Matrix& W, int64_t c0, const float* x, int64_t x_stride, float* y,
                              int64_t y_stride) {
-  constexpr int64_t kVectors = kStripCols / kLanes;
   const int64_t row_bytes = static_cast<int64_t>(W.row_bytes());  // (a call: kept out of the loop)
   vf acc[kTokens][kVectors] = {};
   vu8 nan_max = {};
-  vf scale = {};
+  vf scale[kVectors] = {};  // FP8: each vector's block scale (a wide strip spans blocks)
   for (int64_t r = 0; r < W.rows; ++r) {
     const uint8_t* row = static_cast<const uint8_t*>(W.data) + r * row_bytes;
     if constexpr (kType == DType::F8_E4M3) {
       const int64_t block_row = (W.first_row + r) / kFp8BlockSize;
       if (r == 0 || (W.first_row + r) % kFp8BlockSize == 0)
-        scale = broadcast(W.scale_inv[block_row * W.scale_cols() + c0 / kFp8BlockSize] * 0x1p120f);
-      track_fp8_nan(row + c0, nan_max);
+        for (int64_t j = 0; j < kVectors; ++j)
+          scale[j] = broadcast(W.scale_inv[block_row * W.scale_cols() + (c0 + j * kLanes) / kFp8BlockSize] * 0x1p120f);
+      constexpr int64_t kCodes = kVectors * kLanes;  // (a byte each)
+      if constexpr (kCodes % sizeof(vu8) == 0) {
+        for (int64_t j = 0; j < kCodes; j += sizeof(vu8)) track_fp8_nan(row + c0 + j, nan_max);
+      } else {  // a strip narrower than the tracking step (8 lanes): its codes alone
+        uint8_t padded[sizeof(vu8)] = {};
+        std::memcpy(padded, row + c0, kCodes);
+        track_fp8_nan(padded, nan_max);
+      }
     }
     vf w[kVectors];
-    for (int64_t j = 0; j < kVectors; ++j) w[j] = decode_lanes<kType>(row, c0 + j * kLanes, scale);
+    for (int64_t j = 0; j < kVectors; ++j) w[j] = decode_lanes<kType>(row, c0 + j * kLanes, scale[j]);
     for (int64_t i = 0; i < kTokens; ++i) {
       const vf xv = broadcast(x[i * x_stride + r]);
       for (int64_t j = 0; j < kVectors; ++j) acc[i][j] = simd::fma(xv, w[j], acc[i][j]);
@@ -759,14 +766,27 @@ bool transposed_strip_direct(const Matrix& W, int64_t c0, const float* x, int64_
   return true;
 }
 
+// The width of transposed_direct's wide strips for T tokens: as many accumulators as the
+// registers hold (16 vectors for one token: a decoded token then reads each row of DeepSeek-V3's
+// 512-column latent in two pieces, not eight, and the rows of a 256-column one whole, one
+// stream over the matrix).
+int64_t wide_strip_cols(int64_t T) { return (T == 1 ? 4 : T == 2 ? 2 : 1) * kStripCols; }
+
+// transposed_strip_direct over columns [c0, c0 + width), width kStripCols or wide_strip_cols(T).
 template <DType kType>
-bool transposed_direct(const Matrix& W, int64_t c0, const float* x, int64_t x_stride, int64_t T, float* y,
-                       int64_t y_stride) {
+bool transposed_direct(const Matrix& W, int64_t c0, int64_t width, const float* x, int64_t x_stride, int64_t T,
+                       float* y, int64_t y_stride) {
+  constexpr int64_t kVectors = kStripCols / kLanes;
+  const bool wide = width > kStripCols;
   switch (T) {
-    case 1: return transposed_strip_direct<1, kType>(W, c0, x, x_stride, y, y_stride);
-    case 2: return transposed_strip_direct<2, kType>(W, c0, x, x_stride, y, y_stride);
-    case 3: return transposed_strip_direct<3, kType>(W, c0, x, x_stride, y, y_stride);
-    default: return transposed_strip_direct<4, kType>(W, c0, x, x_stride, y, y_stride);
+    case 1:
+      return wide ? transposed_strip_direct<1, 4 * kVectors, kType>(W, c0, x, x_stride, y, y_stride)
+                  : transposed_strip_direct<1, kVectors, kType>(W, c0, x, x_stride, y, y_stride);
+    case 2:
+      return wide ? transposed_strip_direct<2, 2 * kVectors, kType>(W, c0, x, x_stride, y, y_stride)
+                  : transposed_strip_direct<2, kVectors, kType>(W, c0, x, x_stride, y, y_stride);
+    case 3: return transposed_strip_direct<3, kVectors, kType>(W, c0, x, x_stride, y, y_stride);
+    default: return transposed_strip_direct<4, kVectors, kType>(W, c0, x, x_stride, y, y_stride);
   }
 }
 
@@ -946,16 +966,19 @@ void matmul_transposed(const Matrix& W, const float* x, int64_t x_stride, int64_
     if (!accumulate) std::fill(y, y + T * cols, 0.0f);
     return;
   }
-  // A few tokens (decoding) with BF16 or FP8 weights: whole strips decoded in registers.
+  // A few tokens (decoding) with BF16 or FP8 weights: whole strips, wide ones where they fit,
+  // decoded in registers.
   const bool direct = !accumulate && T <= kTokenBlock && (W.dtype == DType::BF16 || W.dtype == DType::F8_E4M3) &&
                       decodes_in_registers(W, 0, W.rows);
+  const int64_t wide_cols = wide_strip_cols(T);
   alignas(64) float decoded[kRunRows * kStripCols];
-  for (int64_t c0 = 0; c0 < cols; c0 += kStripCols) {
-    const int64_t width = std::min(kStripCols, cols - c0);
-    if (direct && width == kStripCols &&
-        (W.dtype == DType::BF16 ? transposed_direct<DType::BF16>(W, c0, x, x_stride, T, y + c0, cols)
-                                : transposed_direct<DType::F8_E4M3>(W, c0, x, x_stride, T, y + c0, cols)))
+  for (int64_t c0 = 0, width; c0 < cols; c0 += width) {
+    width = c0 + wide_cols <= cols ? wide_cols : kStripCols;
+    if (direct && c0 + width <= cols &&
+        (W.dtype == DType::BF16 ? transposed_direct<DType::BF16>(W, c0, width, x, x_stride, T, y + c0, cols)
+                                : transposed_direct<DType::F8_E4M3>(W, c0, width, x, x_stride, T, y + c0, cols)))
       continue;
+    width = std::min(kStripCols, cols - c0);
     for (int64_t r0 = 0; r0 < W.rows; r0 += kRunRows) {
       const int64_t rows = std::min(kRunRows, W.rows - r0);
       const float* w = static_cast<const float*>(W.data) + r0 * W.cols + c0;
