@@ -193,6 +193,14 @@ TEST(MatmulBf16Test, FewTokensAndManyTokensGiveTheSameBits) {
   expect_same_bits_in_passes(make_matrix(DType::BF16, 300, 1100, 8), MatmulInput::kBF16);
 }
 
+// And with BF16 x and FP8 weights (rows a multiple of 128 long): their exact BF16 values by
+// table lookups meet x in the dot-product instruction in passes of any size, where the CPU has
+// AVX512-BF16 and VBMI.
+TEST(MatmulBf16Test, Fp8FewTokensAndManyTokensGiveTheSameBits) {
+  if (cpu_kernels().amx_usable()) GTEST_SKIP() << "AMX tiles take passes of more than 4 tokens";
+  expect_same_bits_in_passes(make_matrix(DType::F8_E4M3, 300, 1152, 8), MatmulInput::kBF16);
+}
+
 // NaN codes of E4M3 (0x7F, 0xFF) make their rows' products NaN whether the weights are
 // decoded in registers (passes of 1-4 tokens, which look for them) or through the tile; the
 // other rows keep their bits. Codes planted mid-tile, in a tile's last columns and in a row's tail.

@@ -465,18 +465,13 @@ inline void x_pairs(const uint16_t* x, __m512bh& first, __m512bh& second) {
   second = (__m512bh)_mm512_permutex2var_epi16(x0, second_index, x1);
 }
 
-// FP8 weights, rows a multiple of 128 long: kRows rows from r0 times kTokens rows of BF16 x
-// (xb, W.cols apart), all columns, into y; each 128-column block's sums times its scale.
-template <int64_t kTokens, int64_t kRows>
-void fp8_dot_block(const Matrix& W, int64_t r0, const uint16_t* xb, float* y, int64_t y_stride) {
-  const Bf16ByteTables& tables = e4m3_tables();
-  const int64_t cols = W.cols;
-  const uint8_t* rows[kRows];
-  const float* scales[kRows];
-  for (int64_t r = 0; r < kRows; ++r) {
-    rows[r] = static_cast<const uint8_t*>(W.data) + (r0 + r) * cols;
-    scales[r] = W.scale_inv + (W.first_row + r0 + r) / kFp8BlockSize * W.scale_cols();
-  }
+// FP8 weights' dot products with BF16 x over `cols` columns (a multiple of 128), kRows rows
+// times kTokens tokens, into y; each 128-column block's sums times its row's scale (scales[r]:
+// row r's block scales). weights(r, c, first, second) gives row r's 64 values from column c on
+// as BF16 in the lookup's order, x(i, c, first, second) token i's in the same order.
+template <int64_t kTokens, int64_t kRows, class Weights, class Inputs>
+[[gnu::always_inline]] inline void fp8_dots(int64_t cols, const float* const (&scales)[kRows], const Weights& weights,
+                                            const Inputs& x, float* y, int64_t y_stride) {
   __m512 acc[kTokens][kRows];
   for (auto& token : acc)
     for (__m512& a : token) a = _mm512_setzero_ps();
@@ -486,14 +481,10 @@ void fp8_dot_block(const Matrix& W, int64_t r0, const uint16_t* xb, float* y, in
       for (__m512& b : token) b = _mm512_setzero_ps();
     for (int64_t c = c0; c < c0 + kFp8BlockSize; c += 64) {
       __m512i first[kRows], second[kRows];
-      for (int64_t r = 0; r < kRows; ++r) {
-        prefetch_ahead(rows[r], c, cols, kRows);
-        const __m512i codes = _mm512_loadu_si512(rows[r] + c);
-        bf16_lookup(tables, codes, codes, first[r], second[r]);
-      }
+      for (int64_t r = 0; r < kRows; ++r) weights(r, c, first[r], second[r]);
       for (int64_t i = 0; i < kTokens; ++i) {
         __m512bh x_first, x_second;
-        x_pairs(xb + i * cols + c, x_first, x_second);
+        x(i, c, x_first, x_second);
         for (int64_t r = 0; r < kRows; ++r) {
           block[i][r] = _mm512_dpbf16_ps(block[i][r], (__m512bh)first[r], x_first);
           block[i][r] = _mm512_dpbf16_ps(block[i][r], (__m512bh)second[r], x_second);
@@ -507,6 +498,99 @@ void fp8_dot_block(const Matrix& W, int64_t r0, const uint16_t* xb, float* y, in
   }
   for (int64_t i = 0; i < kTokens; ++i)
     for (int64_t r = 0; r < kRows; ++r) y[i * y_stride + r] = hsum(reinterpret_cast<const vf&>(acc[i][r]));
+}
+
+// Row r's block scales of FP8 weights.
+inline const float* fp8_row_scales(const Matrix& W, int64_t r) {
+  return W.scale_inv + (W.first_row + r) / kFp8BlockSize * W.scale_cols();
+}
+
+// FP8 weights, rows a multiple of 128 long: kRows rows from r0 times kTokens rows of BF16 x
+// (xb, W.cols apart), all columns, into y; the codes looked up as they stream in.
+template <int64_t kTokens, int64_t kRows>
+void fp8_dot_block(const Matrix& W, int64_t r0, const uint16_t* xb, float* y, int64_t y_stride) {
+  const Bf16ByteTables& tables = e4m3_tables();
+  const int64_t cols = W.cols;
+  const uint8_t* rows[kRows];
+  const float* scales[kRows];
+  for (int64_t r = 0; r < kRows; ++r) {
+    rows[r] = static_cast<const uint8_t*>(W.data) + (r0 + r) * cols;
+    scales[r] = fp8_row_scales(W, r0 + r);
+  }
+  auto weights = [&](int64_t r, int64_t c, __m512i& first, __m512i& second) {
+    prefetch_ahead(rows[r], c, cols, kRows);
+    const __m512i codes = _mm512_loadu_si512(rows[r] + c);
+    bf16_lookup(tables, codes, codes, first, second);
+  };
+  auto x = [&](int64_t i, int64_t c, __m512bh& first, __m512bh& second) {
+    x_pairs(xb + i * cols + c, first, second);
+  };
+  fp8_dots<kTokens, kRows>(cols, scales, weights, x, y, y_stride);
+}
+
+// The same sums for passes of more tokens, with the lookups and x's permutes done once per
+// pass instead of once per block of tokens (which made prefill slower than the FP32 path):
+// x's pairs for every token first, then per group of rows their BF16 values, in the lookup's
+// order, into a tile that every block of tokens meets (fp8_dots with loads for lookups).
+// kRowBlock rows of BF16 values in the lookup's order (tile, cols apart) times kTokens tokens'
+// pairs (x, cols apart). (A function of its own: inlined into fp8_tile_rows' loop, it ran
+// prefill at 0.8x.)
+template <int64_t kTokens>
+void fp8_tile_dots(const uint16_t* tile, const uint16_t* x, int64_t cols, const float* const (&scales)[kRowBlock],
+                   float* y, int64_t y_stride) {
+  auto weights = [&](int64_t r, int64_t c, __m512i& first, __m512i& second) {
+    first = simd::in_register(_mm512_loadu_si512(tile + r * cols + c));
+    second = simd::in_register(_mm512_loadu_si512(tile + r * cols + c + 32));
+  };
+  auto inputs = [&](int64_t i, int64_t c, __m512bh& first, __m512bh& second) {
+    first = (__m512bh)_mm512_loadu_si512(x + i * cols + c);
+    second = (__m512bh)_mm512_loadu_si512(x + i * cols + c + 32);
+  };
+  fp8_dots<kTokens, kRowBlock>(cols, scales, weights, inputs, y, y_stride);
+}
+
+// Rows [r0, row_end) of FP8 weights (rows a multiple of 128 long) times T tokens, as far as
+// whole blocks of kRowBlock rows go; returns the first row not done.
+int64_t fp8_tile_rows(const Matrix& W, int64_t r0, int64_t row_end, const uint16_t* xb, int64_t T, float* y,
+                      int64_t y_stride) {
+  constexpr int64_t kGroupRows = 4 * kRowBlock;
+  const int64_t cols = W.cols;
+  thread_local std::vector<uint16_t> pairs, tile;  // (grown once; prefill only, never decoding)
+  pairs.resize(static_cast<size_t>(T * cols));
+  tile.resize(static_cast<size_t>(kGroupRows * cols));
+  for (int64_t t = 0; t < T; ++t)
+    for (int64_t c = 0; c < cols; c += 64) {
+      __m512bh first, second;
+      x_pairs(xb + t * cols + c, first, second);
+      _mm512_storeu_si512(&pairs[t * cols + c], (__m512i)first);
+      _mm512_storeu_si512(&pairs[t * cols + c + 32], (__m512i)second);
+    }
+  const Bf16ByteTables& tables = e4m3_tables();
+  while (r0 + kRowBlock <= row_end) {
+    const int64_t group_end = r0 + std::min(kGroupRows, (row_end - r0) / kRowBlock * kRowBlock);
+    for (int64_t r = r0; r < group_end; ++r) {
+      const uint8_t* codes = static_cast<const uint8_t*>(W.data) + r * cols;
+      uint16_t* values = &tile[(r - r0) * cols];
+      for (int64_t c = 0; c < cols; c += 64) {
+        const __m512i code_line = _mm512_loadu_si512(codes + c);
+        __m512i first, second;
+        bf16_lookup(tables, code_line, code_line, first, second);
+        _mm512_storeu_si512(values + c, first);
+        _mm512_storeu_si512(values + c + 32, second);
+      }
+    }
+    for (int64_t b = r0; b < group_end; b += kRowBlock) {
+      const float* scales[kRowBlock];
+      for (int64_t r = 0; r < kRowBlock; ++r) scales[r] = fp8_row_scales(W, b + r);
+      const uint16_t* rows = &tile[(b - r0) * cols];
+      int64_t t = 0;
+      for (; t + 2 <= T; t += 2)  // (two tokens: the accumulators of four would not fit the registers)
+        fp8_tile_dots<2>(rows, &pairs[t * cols], cols, scales, y + t * y_stride + b, y_stride);
+      if (t < T) fp8_tile_dots<1>(rows, &pairs[t * cols], cols, scales, y + t * y_stride + b, y_stride);
+    }
+    r0 = group_end;
+  }
+  return r0;
 }
 
 // Q8_0 weights, rows a multiple of 64 long: as fp8_dot_block, two 32-value blocks at a time
@@ -603,8 +687,9 @@ void rows_with_bf16_input(const Matrix& W, const uint16_t* codes, const float* v
 #ifdef __AVX512BF16__
   if (W.dtype == DType::BF16) r0 = bf16_dot_rows(W, r0, row_end, codes, T, y, y_stride);
 #ifdef DSV3_BF16_LOOKUP
-  if (W.dtype == DType::F8_E4M3 && T <= kTokenBlock && W.cols % kFp8BlockSize == 0)
-    r0 = lookup_dot_product<DType::F8_E4M3>(W, r0, row_end, codes, T, y, y_stride);
+  if (W.dtype == DType::F8_E4M3 && W.cols % kFp8BlockSize == 0)
+    r0 = T <= kTokenBlock ? lookup_dot_product<DType::F8_E4M3>(W, r0, row_end, codes, T, y, y_stride)
+                          : fp8_tile_rows(W, r0, row_end, codes, T, y, y_stride);
   if (W.dtype == DType::Q8_0 && T <= kTokenBlock && W.cols % 64 == 0)
     r0 = lookup_dot_product<DType::Q8_0>(W, r0, row_end, codes, T, y, y_stride);
 #endif

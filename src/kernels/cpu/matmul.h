@@ -15,9 +15,9 @@ namespace dsv3 {
 // kBF16, opt-in: x rounded to BF16 first (round to nearest even), as llama.cpp does with BF16
 // weights; where the CPU has AVX512-BF16, BF16 weights then meet x in its dot-product
 // instruction (two products per lane and instruction, no decode) in passes of any size, and
-// so do FP8 weights turned into their exact BF16 values by table lookups (AVX512-VBMI) in
-// passes of 1-4 tokens; larger passes of BF16 and FP8 weights run on AMX tiles where the CPU
-// has them (amx_matmul.h). Faster decoding and prefill at the price of x's precision (8
+// so do FP8 weights turned into their exact BF16 values by table lookups (AVX512-VBMI; rows a
+// multiple of 128 long), and Q8_0 weights in passes of 1-4 tokens; larger passes of BF16 and
+// FP8 weights run on AMX tiles where the CPU has them (amx_matmul.h). Faster decoding and prefill at the price of x's precision (8
 // significant bits instead of 24).
 // kQ8, opt-in: x quantised as llama.cpp quantises what meets Q8_0 weights (blocks of 32: d =
 // max|x| / 127 as an F16, codes round(x / d)), for Q8_0 weights with rows a multiple of 64
