@@ -230,20 +230,20 @@ inline void prefetch_ahead(const void* row_start, int64_t offset, int64_t row_by
 }
 
 // kLanes columns from c on: each row's weights decoded in registers, then met by every token.
-template <int64_t kTokens, DType kType>
-[[gnu::always_inline]] inline void direct_step(const void* const (&rows)[kRowBlock], int64_t c, const float* x,
-                                               int64_t x_stride, vf (&scale)[kRowBlock],
-                                               vf (&acc)[kTokens][kRowBlock]) {
+template <int64_t kTokens, DType kType, int64_t kRows>
+[[gnu::always_inline]] inline void direct_step(const void* const (&rows)[kRows], int64_t c, const float* x,
+                                               int64_t x_stride, vf (&scale)[kRows],
+                                               vf (&acc)[kTokens][kRows]) {
   if constexpr (kType == DType::Q8_0) {
     if (c % kQ8_0BlockValues == 0)  // a block's d, converted once for its lanes
-      for (int64_t r = 0; r < kRowBlock; ++r)
+      for (int64_t r = 0; r < kRows; ++r)
         scale[r] = broadcast(q8_0_scale(static_cast<const uint8_t*>(rows[r]) + c / kQ8_0BlockValues * kQ8_0BlockBytes));
   }
-  vf w[kRowBlock];
-  for (int64_t r = 0; r < kRowBlock; ++r) w[r] = decode_lanes<kType>(rows[r], c, scale[r]);
+  vf w[kRows];
+  for (int64_t r = 0; r < kRows; ++r) w[r] = decode_lanes<kType>(rows[r], c, scale[r]);
   for (int64_t i = 0; i < kTokens; ++i) {
     const vf xv = simd::in_register(load(x + i * x_stride + c));
-    for (int64_t r = 0; r < kRowBlock; ++r) acc[i][r] = simd::fma(w[r], xv, acc[i][r]);
+    for (int64_t r = 0; r < kRows; ++r) acc[i][r] = simd::fma(w[r], xv, acc[i][r]);
   }
 }
 
@@ -253,15 +253,15 @@ template <int64_t kTokens, DType kType>
 // The columns go by cache lines of the rows: per line the prefetches (and FP8's NaN tracking),
 // then the line's steps of kLanes, unrolled. (One loop over steps that tested for a new line in
 // each step kept the accumulators in memory, a store of each per step.)
-template <int64_t kTokens, DType kType>
+template <int64_t kTokens, DType kType, int64_t kRows = kRowBlock>
 bool direct_block(const Matrix& W, int64_t r0, int64_t c0, int64_t len, const float* x, int64_t x_stride, float* y,
                   int64_t y_stride) {
   constexpr int64_t kLine = kColsPerLine<kType>;
-  const void* rows[kRowBlock];
-  const uint8_t* row_starts[kRowBlock];
-  const float* block_scales[kRowBlock];  // FP8: each row's scale of column block c0 / kFp8BlockSize
+  const void* rows[kRows];
+  const uint8_t* row_starts[kRows];
+  const float* block_scales[kRows];  // FP8: each row's scale of column block c0 / kFp8BlockSize
   const int64_t row_bytes = static_cast<int64_t>(W.row_bytes());  // (a call: kept out of the loop)
-  for (int64_t r = 0; r < kRowBlock; ++r) {
+  for (int64_t r = 0; r < kRows; ++r) {
     const uint8_t* row = static_cast<const uint8_t*>(W.data) + (r0 + r) * row_bytes;
     row_starts[r] = row;
     rows[r] = row + column_offset<kType>(c0);
@@ -270,18 +270,18 @@ bool direct_block(const Matrix& W, int64_t r0, int64_t c0, int64_t len, const fl
           W.scale_inv + ((W.first_row + r0 + r) / kFp8BlockSize) * W.scale_cols() + c0 / kFp8BlockSize;
   }
   const int64_t len_vec = len - len % kLanes;
-  vf acc[kTokens][kRowBlock] = {};
-  vf scale[kRowBlock] = {};  // FP8: the column block's scale times 2^120; Q8_0: the block's d
+  vf acc[kTokens][kRows] = {};
+  vf scale[kRows] = {};  // FP8: the column block's scale times 2^120; Q8_0: the block's d
   vu8 nan_max = {};
   for (int64_t line = 0; line < len_vec; line += kLine) {
     const bool whole_line = line + kLine <= len_vec;
-    for (int64_t r = 0; r < kRowBlock; ++r)
-      prefetch_ahead(row_starts[r], column_offset<kType>(c0 + line), row_bytes, kRowBlock);
+    for (int64_t r = 0; r < kRows; ++r)
+      prefetch_ahead(row_starts[r], column_offset<kType>(c0 + line), row_bytes, kRows);
     if constexpr (kType == DType::F8_E4M3) {
       static_assert(kLine == sizeof(vu8), "one NaN-tracking step per line of FP8 codes");
       if (line % kFp8BlockSize == 0)  // (kFp8BlockSize is a multiple of kLine)
-        for (int64_t r = 0; r < kRowBlock; ++r) scale[r] = broadcast(block_scales[r][line / kFp8BlockSize] * 0x1p120f);
-      for (int64_t r = 0; r < kRowBlock; ++r) {
+        for (int64_t r = 0; r < kRows; ++r) scale[r] = broadcast(block_scales[r][line / kFp8BlockSize] * 0x1p120f);
+      for (int64_t r = 0; r < kRows; ++r) {
         const uint8_t* codes = static_cast<const uint8_t*>(rows[r]) + line;
         if (whole_line) {
           track_fp8_nan(codes, nan_max);
@@ -294,20 +294,20 @@ bool direct_block(const Matrix& W, int64_t r0, int64_t c0, int64_t len, const fl
     }
     if (whole_line) {  // steps the compiler unrolls, their offsets known
       for (int64_t c = line; c < line + kLine; c += kLanes)
-        direct_step<kTokens, kType>(rows, c, x, x_stride, scale, acc);
+        direct_step<kTokens, kType, kRows>(rows, c, x, x_stride, scale, acc);
     } else {
-      for (int64_t c = line; c < len_vec; c += kLanes) direct_step<kTokens, kType>(rows, c, x, x_stride, scale, acc);
+      for (int64_t c = line; c < len_vec; c += kLanes) direct_step<kTokens, kType, kRows>(rows, c, x, x_stride, scale, acc);
     }
   }
   if constexpr (kType == DType::F8_E4M3)
     if (saw_fp8_nan(nan_max)) return false;
-  float tail[kRowBlock][kLanes];
+  float tail[kRows][kLanes];
   if (len_vec < len)  // (a call per row: skipped when there is no tail, as in every model's shapes)
-    for (int64_t r = 0; r < kRowBlock; ++r) W.decode_row(r0 + r, c0 + len_vec, c0 + len, tail[r]);
-  float sums[kTokens][kRowBlock];
+    for (int64_t r = 0; r < kRows; ++r) W.decode_row(r0 + r, c0 + len_vec, c0 + len, tail[r]);
+  float sums[kTokens][kRows];
   hsum_each(acc, sums);
   for (int64_t i = 0; i < kTokens; ++i)
-    for (int64_t r = 0; r < kRowBlock; ++r) {
+    for (int64_t r = 0; r < kRows; ++r) {
       float sum = sums[i][r];
       for (int64_t c = len_vec; c < len; ++c) sum = simd::fma(tail[r][c - len_vec], x[i * x_stride + c], sum);
       y[i * y_stride + r] += sum;
@@ -333,6 +333,18 @@ bool direct_product(const Matrix& W, int64_t r0, int64_t c0, int64_t len, const 
     case DType::BF16: return direct_product<DType::BF16>(W, r0, c0, len, x, x_stride, T, y, y_stride);
     case DType::Q8_0: return direct_product<DType::Q8_0>(W, r0, c0, len, x, x_stride, T, y, y_stride);
     default: return direct_product<DType::F8_E4M3>(W, r0, c0, len, x, x_stride, T, y, y_stride);
+  }
+}
+
+// One token against 8 rows at once (twice the row streams in flight, x loaded once for 8
+// rows): the same sums as two blocks of kRowBlock.
+constexpr int64_t kWideRows = 2 * kRowBlock;
+bool direct_wide(const Matrix& W, int64_t r0, int64_t c0, int64_t len, const float* x, float* y) {
+  switch (W.dtype) {
+    case DType::F32: return direct_block<1, DType::F32, kWideRows>(W, r0, c0, len, x, 0, y, 0);
+    case DType::BF16: return direct_block<1, DType::BF16, kWideRows>(W, r0, c0, len, x, 0, y, 0);
+    case DType::Q8_0: return direct_block<1, DType::Q8_0, kWideRows>(W, r0, c0, len, x, 0, y, 0);
+    default: return direct_block<1, DType::F8_E4M3, kWideRows>(W, r0, c0, len, x, 0, y, 0);
   }
 }
 
@@ -959,8 +971,9 @@ void matmul_rows(const Matrix& W, const float* x, int64_t x_stride, int64_t T, f
   const bool in_registers = row_begin < row_end && decodes_in_registers(W, row_begin, row_end);
   const bool direct = T <= kTokenBlock && in_registers;
   // Passes of many tokens decode kTileGroup row blocks at a time (x then comes from L2 once
-  // per group instead of once per block); a few tokens take the rows one block at a time.
-  const int64_t group_rows = (direct ? 1 : kTileGroup) * kRowBlock;
+  // per group instead of once per block); a few tokens take the rows one block at a time, one
+  // token two blocks at a time.
+  const int64_t group_rows = direct ? (T == 1 ? kWideRows : kRowBlock) : kTileGroup * kRowBlock;
   alignas(64) float tile[kTileGroup][kRowBlock * kColBlock];
   int64_t row_offsets[kTileGroup];
   for (int64_t g0 = row_begin; g0 < row_end; g0 += group_rows) {
@@ -968,6 +981,7 @@ void matmul_rows(const Matrix& W, const float* x, int64_t x_stride, int64_t T, f
     for (int64_t c0 = 0; c0 < W.cols; c0 += kColBlock) {
       const int64_t c1 = std::min(W.cols, c0 + kColBlock);
       int64_t tiles = 0, last_rows = kRowBlock;
+      if (direct && T == 1 && g1 - g0 == kWideRows && direct_wide(W, g0, c0, c1 - c0, x + c0, y + g0)) continue;
       for (int64_t r0 = g0; r0 < g1; r0 += kRowBlock) {
         const int64_t rows = std::min(kRowBlock, g1 - r0);
         if (direct && rows == kRowBlock && direct_product(W, r0, c0, c1 - c0, x + c0, x_stride, T, y + r0, y_stride))
