@@ -407,27 +407,27 @@ inline __m512 q8_0_pair_scales(const uint8_t* blocks) {
 // MatmulInput::kBF16 with BF16 weights: kRowBlock rows times kTokens rows of BF16 x (xb,
 // W.cols apart), all columns, into y. vdpbf16ps adds two products per FP32 lane (inputs'
 // subnormals count as zero, as the instruction defines).
-template <int64_t kTokens>
+template <int64_t kTokens, int64_t kRows = kRowBlock>
 void bf16_dot_block(const Matrix& W, int64_t r0, const uint16_t* xb, float* y, int64_t y_stride) {
   const int64_t cols = W.cols, len_vec = cols - cols % 32;
-  const uint16_t* rows[kRowBlock];
-  for (int64_t r = 0; r < kRowBlock; ++r) rows[r] = static_cast<const uint16_t*>(W.data) + (r0 + r) * cols;
-  vf acc[kTokens][kRowBlock] = {};
+  const uint16_t* rows[kRows];
+  for (int64_t r = 0; r < kRows; ++r) rows[r] = static_cast<const uint16_t*>(W.data) + (r0 + r) * cols;
+  vf acc[kTokens][kRows] = {};
   for (int64_t c = 0; c < len_vec; c += 32) {
-    __m512i w[kRowBlock];
-    for (int64_t r = 0; r < kRowBlock; ++r) {
-      prefetch_ahead(rows[r], c * 2, cols * 2, kRowBlock);
+    __m512i w[kRows];
+    for (int64_t r = 0; r < kRows; ++r) {
+      prefetch_ahead(rows[r], c * 2, cols * 2, kRows);
       w[r] = _mm512_loadu_si512(rows[r] + c);
     }
     for (int64_t i = 0; i < kTokens; ++i) {
       const __m512i xv = simd::in_register(_mm512_loadu_si512(xb + i * cols + c));
-      for (int64_t r = 0; r < kRowBlock; ++r) acc[i][r] = _mm512_dpbf16_ps(acc[i][r], (__m512bh)w[r], (__m512bh)xv);
+      for (int64_t r = 0; r < kRows; ++r) acc[i][r] = _mm512_dpbf16_ps(acc[i][r], (__m512bh)w[r], (__m512bh)xv);
     }
   }
-  float sums[kTokens][kRowBlock];
+  float sums[kTokens][kRows];
   hsum_each(acc, sums);
   for (int64_t i = 0; i < kTokens; ++i)
-    for (int64_t r = 0; r < kRowBlock; ++r) {
+    for (int64_t r = 0; r < kRows; ++r) {
       float sum = sums[i][r];
       for (int64_t c = len_vec; c < cols; ++c) sum += bf16_to_f32(rows[r][c]) * bf16_to_f32(xb[i * cols + c]);
       y[i * y_stride + r] = sum;
@@ -450,6 +450,8 @@ void bf16_dot_product(const Matrix& W, int64_t r0, const uint16_t* xb, int64_t T
 int64_t bf16_dot_rows(const Matrix& W, int64_t r0, int64_t row_end, const uint16_t* xb, int64_t T, float* y,
                       int64_t y_stride) {
   constexpr int64_t kGroupRows = 8 * kRowBlock;
+  if (T == 1)  // (8 rows at a time, as direct_block takes them for one token)
+    for (; r0 + 2 * kRowBlock <= row_end; r0 += 2 * kRowBlock) bf16_dot_block<1, 2 * kRowBlock>(W, r0, xb, y + r0, 0);
   while (r0 + kRowBlock <= row_end) {
     const int64_t group_end = r0 + std::min(kGroupRows, (row_end - r0) / kRowBlock * kRowBlock);
     for (int64_t t = 0; t < T; t += kTokenBlock)
