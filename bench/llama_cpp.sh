@@ -9,12 +9,14 @@
 # BF16, as llama.cpp does for BF16 weights; the Q8_0 file also with --activations q8,
 # quantised to Q8_0 blocks as llama.cpp does for Q8_0 weights), the BF16 safetensors directory and its
 # official-format FP8 conversion, the last two also with MTP speculation, FP8 also with
-# --activations bf16. Prints one markdown table: the decode floor of each row is its active
-# weight bytes per token over the read bandwidth dsv3 measured in that run (llama.cpp rows
-# take the floor of dsv3's row on the same file).
+# --activations bf16, all of it in rounds. Prints one markdown table of medians over the
+# rounds: the decode floor of each row is its active weight bytes per token over the read
+# bandwidth dsv3 measured in its runs (llama.cpp rows take the floor of dsv3's row on the
+# same file).
 # llama.cpp is not built here: build it yourself (e.g. cmake -DLLAMA_BUILD_TOOLS=ON, target
 # llama-bench) and point LLAMA_CPP_DIR at the build directory.
-#   LLAMA_CPP_DIR=~/llama.cpp/build bench/llama_cpp.sh    (DSV3_BUILD_DIR: dsv3's, default build)
+#   LLAMA_CPP_DIR=~/llama.cpp/build bench/llama_cpp.sh    (DSV3_BUILD_DIR: dsv3's, default build;
+#   ROUNDS: rounds, default 3, about 70 s each here)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 llama_bench=""
@@ -45,44 +47,57 @@ for type in bf16 q8_0; do
   [ -f $out/gguf/$type.gguf ] || $dsv3 convert -m $out/bf16 -o $out/gguf/$type.gguf --to gguf --type $type
 done
 
+# ROUNDS rounds (default 3), each running every engine and weight file once: on a shared or
+# noisy machine a single run moves by 20 % or more from one minute to the next, and rounds
+# spread that over all rows alike; the table gives each number's median over the rounds.
 # A llama.cpp build that fails on a file (some builds assert on a weight type) costs its rows, not the run.
-for type in bf16 q8_0; do
-  echo "llama-bench $out/gguf/$type.gguf" >&2
-  rm -f $out/results/llama-$type.json
-  "$llama_bench" -m $out/gguf/$type.gguf -p 128 -n 64 -t 2 -r 3 -o json >$out/results/llama-$type.json.tmp \
-    2>$out/results/llama-$type.log && mv $out/results/llama-$type.json.tmp $out/results/llama-$type.json ||
-    echo "bench/llama_cpp.sh: llama-bench failed on $type.gguf; its log: $out/results/llama-$type.log" >&2
+rounds=${ROUNDS:-3}
+rm -rf $out/results && mkdir -p $out/results
+for round in $(seq 1 "$rounds"); do
+  dir=$out/results/round-$round && mkdir -p $dir
+  echo "round $round of $rounds" >&2
+  for type in bf16 q8_0; do
+    echo "llama-bench $out/gguf/$type.gguf" >&2
+    "$llama_bench" -m $out/gguf/$type.gguf -p 128 -n 64 -t 2 -r 3 -o json >$dir/llama-$type.json.tmp \
+      2>$dir/llama-$type.log && mv $dir/llama-$type.json.tmp $dir/llama-$type.json ||
+      echo "bench/llama_cpp.sh: llama-bench failed on $type.gguf; its log: $dir/llama-$type.log" >&2
+  done
+  run_dsv3() {  # NAME MODEL SPECULATIVE [MORE OPTIONS]
+    echo "dsv3 bench $2 --speculative $3 ${*:4}" >&2
+    $dsv3 bench -m "$2" -p 128 -n 64 --repeats 3 --speculative "$3" --json --roofline -t 2 "${@:4}" >$dir/dsv3-$1.json
+  }
+  run_dsv3 gguf-bf16 $out/gguf/bf16.gguf none
+  run_dsv3 gguf-bf16-act $out/gguf/bf16.gguf none --activations bf16
+  run_dsv3 gguf-q8_0 $out/gguf/q8_0.gguf none
+  run_dsv3 gguf-q8_0-act $out/gguf/q8_0.gguf none --activations bf16
+  run_dsv3 gguf-q8_0-q8 $out/gguf/q8_0.gguf none --activations q8
+  run_dsv3 st-bf16 $out/bf16 none
+  run_dsv3 st-bf16-mtp $out/bf16 mtp
+  run_dsv3 st-fp8 $out/fp8 none
+  run_dsv3 st-fp8-mtp $out/fp8 mtp
+  run_dsv3 st-fp8-act $out/fp8 none --activations bf16
 done
-run_dsv3() {  # NAME MODEL SPECULATIVE [MORE OPTIONS]
-  echo "dsv3 bench $2 --speculative $3 ${*:4}" >&2
-  $dsv3 bench -m "$2" -p 128 -n 64 --repeats 3 --speculative "$3" --json --roofline -t 2 "${@:4}" \
-    >$out/results/dsv3-$1.json
-}
-run_dsv3 gguf-bf16 $out/gguf/bf16.gguf none
-run_dsv3 gguf-bf16-act $out/gguf/bf16.gguf none --activations bf16
-run_dsv3 gguf-q8_0 $out/gguf/q8_0.gguf none
-run_dsv3 gguf-q8_0-act $out/gguf/q8_0.gguf none --activations bf16
-run_dsv3 gguf-q8_0-q8 $out/gguf/q8_0.gguf none --activations q8
-run_dsv3 st-bf16 $out/bf16 none
-run_dsv3 st-bf16-mtp $out/bf16 mtp
-run_dsv3 st-fp8 $out/fp8 none
-run_dsv3 st-fp8-mtp $out/fp8 mtp
-run_dsv3 st-fp8-act $out/fp8 none --activations bf16
 
 /usr/bin/python3 - $out/results <<'PY'
-import json, sys
-res = sys.argv[1]
-def dsv3(name): return json.load(open("%s/dsv3-%s.json" % (res, name)))
-def llama(type):  # None where llama-bench failed: its log's last error or assertion says why
+import glob, json, statistics, sys
+rounds = sorted(glob.glob(sys.argv[1] + "/round-*"))
+def medians(results):  # each numeric field's median over the rounds
+    return {k: statistics.median(r[k] for r in results) if isinstance(v, (int, float)) else v
+            for k, v in results[0].items()}
+def dsv3(name): return medians([json.load(open("%s/dsv3-%s.json" % (d, name))) for d in rounds])
+def llama_round(d, type):  # None where llama-bench failed: its log's last error or assertion says why
     try:
-        runs = json.load(open("%s/llama-%s.json" % (res, type)))
+        runs = json.load(open("%s/llama-%s.json" % (d, type)))
     except FileNotFoundError:
-        log = open("%s/llama-%s.log" % (res, type)).read().strip().splitlines()
+        log = open("%s/llama-%s.log" % (d, type)).read().strip().splitlines()
         why = [x for x in log if "error" in x.lower() or "assert" in x.lower()] or log or ["no output"]
-        print("llama.cpp failed on the %s GGUF: %s" % (type, why[-1].strip()))
+        print("llama.cpp failed on the %s GGUF (%s): %s" % (type, d, why[-1].strip()))
         return None
     pick = lambda p, g: next(r for r in runs if r["n_prompt"] == p and r["n_gen"] == g)
     return {"prefill_tok_s": pick(128, 0)["avg_ts"], "decode_tok_s": pick(0, 64)["avg_ts"], "info": runs[0]}
+def llama(type):
+    results = [r for r in (llama_round(d, type) for d in rounds) if r]
+    return medians(results) if results else None
 d = {n: dsv3(n) for n in ("gguf-bf16", "gguf-bf16-act", "gguf-q8_0", "gguf-q8_0-act", "gguf-q8_0-q8", "st-bf16",
                           "st-bf16-mtp", "st-fp8", "st-fp8-mtp", "st-fp8-act")}
 l = {t: llama(t) for t in ("bf16", "q8_0")}
@@ -97,8 +112,8 @@ rows = [("llama.cpp", "BF16 GGUF", l["bf16"], d["gguf-bf16"]), ("dsv3", "BF16 GG
         ("dsv3", "FP8 safetensors + MTP", d["st-fp8-mtp"], d["st-fp8-mtp"]),
         ("dsv3", "FP8 safetensors, --activations bf16", d["st-fp8-act"], d["st-fp8-act"])]
 i = next((r["info"] for r in l.values() if r), {})
-print("llama.cpp build %s (%s backend) on %s; 2 threads, prefill 128 tokens, decode 64 tokens"
-      % (i.get("build_commit"), i.get("backends"), i.get("cpu_info")))
+print("llama.cpp build %s (%s backend) on %s; 2 threads, prefill 128 tokens, decode 64 tokens; medians of %d rounds"
+      % (i.get("build_commit"), i.get("backends"), i.get("cpu_info"), len(rounds)))
 print()
 print("| engine | weights | prefill tok/s | decode tok/s | MB/token | read GB/s | decode floor tok/s | decode / floor |")
 print("|---|---|---:|---:|---:|---:|---:|---:|")
@@ -110,7 +125,7 @@ for engine, weights, r, f in rows:
     print("| %s | %s | %.1f | %.1f | %.1f | %.1f | %.1f | %.0f %% |" % (engine, weights, r["prefill_tok_s"], r["decode_tok_s"],
           f["active_weight_mb_per_token"], f["read_bandwidth_gb_s"], f["decode_floor_tok_s"], 100 * r["decode_tok_s"] / f["decode_floor_tok_s"]))
 print()
-print("floor = MB/token / read GB/s (dsv3's count of active weight bytes, bandwidth measured in that dsv3 run);")
+print("floor = MB/token / read GB/s (dsv3's count of active weight bytes, bandwidth measured in that dsv3 row's runs);")
 print("llama.cpp rows use dsv3's floor on the same file; with MTP, decode / floor may exceed 100 %.")
 print()
 lv = lambda type, key: l[type][key] if l[type] else None
