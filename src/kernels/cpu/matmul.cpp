@@ -296,7 +296,8 @@ bool direct_block(const Matrix& W, int64_t r0, int64_t c0, int64_t len, const fl
       for (int64_t c = line; c < line + kLine; c += kLanes)
         direct_step<kTokens, kType, kRows>(rows, c, x, x_stride, scale, acc);
     } else {
-      for (int64_t c = line; c < len_vec; c += kLanes) direct_step<kTokens, kType, kRows>(rows, c, x, x_stride, scale, acc);
+      for (int64_t c = line; c < len_vec; c += kLanes)
+        direct_step<kTokens, kType, kRows>(rows, c, x, x_stride, scale, acc);
     }
   }
   if constexpr (kType == DType::F8_E4M3)
@@ -404,7 +405,7 @@ inline __m512 q8_0_pair_scales(const uint8_t* blocks) {
 #endif
 
 #ifdef __AVX512BF16__
-// MatmulInput::kBF16 with BF16 weights: kRowBlock rows times kTokens rows of BF16 x (xb,
+// MatmulInput::kBF16 with BF16 weights: kRows rows times kTokens rows of BF16 x (xb,
 // W.cols apart), all columns, into y. vdpbf16ps adds two products per FP32 lane (inputs'
 // subnormals count as zero, as the instruction defines).
 template <int64_t kTokens, int64_t kRows = kRowBlock>
