@@ -547,9 +547,9 @@ void fp8_dot_block(const Matrix& W, int64_t r0, const uint16_t* xb, float* y, in
 // pass instead of once per block of tokens (which made prefill slower than the FP32 path):
 // x's pairs for every token first, then per group of rows their BF16 values, in the lookup's
 // order, into a tile that every block of tokens meets (fp8_dots with loads for lookups).
-// kRowBlock rows of BF16 values in the lookup's order (tile, cols apart) times kTokens tokens'
-// pairs (x, cols apart). (A function of its own: inlined into fp8_tile_rows' loop, it ran
-// prefill at 0.8x.)
+//
+// Here kRowBlock rows of such BF16 values (tile, cols apart) times kTokens tokens' pairs (x,
+// cols apart). (A function of its own: inlined into fp8_tile_rows' loop, it ran prefill at 0.8x.)
 template <int64_t kTokens>
 void fp8_tile_dots(const uint16_t* tile, const uint16_t* x, int64_t cols, const float* const (&scales)[kRowBlock],
                    float* y, int64_t y_stride) {
