@@ -32,7 +32,7 @@ void Matrix::decode_row(int64_t r, int64_t c0, int64_t c1, float* out) const {
       // the block scale, so each value is e4m3(q) * scale rounded once, as the
       // definition says. The NaN codes stay NaN.
       const uint8_t* p = static_cast<const uint8_t*>(data) + base;
-      const float* scales = scale_inv + ((first_row + r) / kFp8BlockSize) * scale_cols();
+      const float* scales = row_scales(r);
       for (int64_t c = c0; c < c1;) {
         const int64_t block_end = std::min(c1, (c / kFp8BlockSize + 1) * kFp8BlockSize);
         const float scale = scales[c / kFp8BlockSize];

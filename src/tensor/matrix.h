@@ -27,6 +27,8 @@ struct Matrix {
   bool empty() const { return data == nullptr; }
   int64_t scale_cols() const { return (cols + kFp8BlockSize - 1) / kFp8BlockSize; }
   size_t row_bytes() const { return dtype_row_bytes(dtype, cols); }
+  // FP8 only: row r's block scales, one per 128 columns.
+  const float* row_scales(int64_t r) const { return scale_inv + (first_row + r) / kFp8BlockSize * scale_cols(); }
 
   // Rows [begin, begin + count) as a matrix of their own (a head's slice of a projection).
   Matrix row_slice(int64_t begin, int64_t count) const {

@@ -176,7 +176,7 @@ void fp8_rows(const Matrix& W, const uint32_t* packed, int64_t T, float* y, int6
         const int64_t first = b * kSteps, count = std::min(kSteps, steps - first);
         decode_fp8(static_cast<const uint8_t*>(W.data) + r0 * cols + first * kStepCols, cols, count, decoded);
         for (int64_t n = 0; n < 16; ++n)
-          scale[n] = W.scale_inv[(W.first_row + r0 + n) / kFp8BlockSize * W.scale_cols() + b];
+          scale[n] = W.row_scales(r0 + n)[b];
         for (int64_t s = 0; s < count; ++s) load_weights(s, decoded[s], 2 * kStepCols);
         for (int64_t g = g0; g < g1; g += 2) {
           const bool pair = g + 1 < g1;

@@ -154,8 +154,7 @@ inline vf decode_lanes(const void* row, int64_t c, vf scale) {
 template <DType kType>
 void decode_row_in_vectors(const Matrix& W, int64_t r, int64_t c0, int64_t c1, float* out) {
   const uint8_t* row = static_cast<const uint8_t*>(W.data) + r * static_cast<int64_t>(W.row_bytes());
-  const float* fp8_scales = kType == DType::F8_E4M3 ? W.scale_inv + ((W.first_row + r) / kFp8BlockSize) * W.scale_cols()
-                                                     : nullptr;
+  const float* fp8_scales = kType == DType::F8_E4M3 ? W.row_scales(r) : nullptr;
   const int64_t c_vec = c0 + (c1 - c0) / kLanes * kLanes;
   vf scale = {};
   for (int64_t c = c0; c < c_vec; c += kLanes) {
@@ -266,8 +265,7 @@ bool direct_block(const Matrix& W, int64_t r0, int64_t c0, int64_t len, const fl
     row_starts[r] = row;
     rows[r] = row + column_offset<kType>(c0);
     if constexpr (kType == DType::F8_E4M3)
-      block_scales[r] =
-          W.scale_inv + ((W.first_row + r0 + r) / kFp8BlockSize) * W.scale_cols() + c0 / kFp8BlockSize;
+      block_scales[r] = W.row_scales(r0 + r) + c0 / kFp8BlockSize;
   }
   const int64_t len_vec = len - len % kLanes;
   vf acc[kTokens][kRows] = {};
@@ -316,36 +314,31 @@ bool direct_block(const Matrix& W, int64_t r0, int64_t c0, int64_t len, const fl
   return true;
 }
 
+// One token may take 8 rows at once (twice the row streams in flight, x loaded once for 8
+// rows): the same sums as two blocks of kRowBlock.
+constexpr int64_t kWideRows = 2 * kRowBlock;
+
+// direct_block over `rows` rows from r0: kRowBlock, or kWideRows for one token.
 template <DType kType>
-bool direct_product(const Matrix& W, int64_t r0, int64_t c0, int64_t len, const float* x, int64_t x_stride,
-                    int64_t T, float* y, int64_t y_stride) {
+bool direct_product(const Matrix& W, int64_t r0, int64_t rows, int64_t c0, int64_t len, const float* x,
+                    int64_t x_stride, int64_t T, float* y, int64_t y_stride) {
   switch (T) {
-    case 1: return direct_block<1, kType>(W, r0, c0, len, x, x_stride, y, y_stride);
+    case 1:
+      return rows == kWideRows ? direct_block<1, kType, kWideRows>(W, r0, c0, len, x, x_stride, y, y_stride)
+                               : direct_block<1, kType>(W, r0, c0, len, x, x_stride, y, y_stride);
     case 2: return direct_block<2, kType>(W, r0, c0, len, x, x_stride, y, y_stride);
     case 3: return direct_block<3, kType>(W, r0, c0, len, x, x_stride, y, y_stride);
     default: return direct_block<4, kType>(W, r0, c0, len, x, x_stride, y, y_stride);
   }
 }
 
-bool direct_product(const Matrix& W, int64_t r0, int64_t c0, int64_t len, const float* x, int64_t x_stride,
-                    int64_t T, float* y, int64_t y_stride) {
+bool direct_product(const Matrix& W, int64_t r0, int64_t rows, int64_t c0, int64_t len, const float* x,
+                    int64_t x_stride, int64_t T, float* y, int64_t y_stride) {
   switch (W.dtype) {
-    case DType::F32: return direct_product<DType::F32>(W, r0, c0, len, x, x_stride, T, y, y_stride);
-    case DType::BF16: return direct_product<DType::BF16>(W, r0, c0, len, x, x_stride, T, y, y_stride);
-    case DType::Q8_0: return direct_product<DType::Q8_0>(W, r0, c0, len, x, x_stride, T, y, y_stride);
-    default: return direct_product<DType::F8_E4M3>(W, r0, c0, len, x, x_stride, T, y, y_stride);
-  }
-}
-
-// One token against 8 rows at once (twice the row streams in flight, x loaded once for 8
-// rows): the same sums as two blocks of kRowBlock.
-constexpr int64_t kWideRows = 2 * kRowBlock;
-bool direct_wide(const Matrix& W, int64_t r0, int64_t c0, int64_t len, const float* x, float* y) {
-  switch (W.dtype) {
-    case DType::F32: return direct_block<1, DType::F32, kWideRows>(W, r0, c0, len, x, 0, y, 0);
-    case DType::BF16: return direct_block<1, DType::BF16, kWideRows>(W, r0, c0, len, x, 0, y, 0);
-    case DType::Q8_0: return direct_block<1, DType::Q8_0, kWideRows>(W, r0, c0, len, x, 0, y, 0);
-    default: return direct_block<1, DType::F8_E4M3, kWideRows>(W, r0, c0, len, x, 0, y, 0);
+    case DType::F32: return direct_product<DType::F32>(W, r0, rows, c0, len, x, x_stride, T, y, y_stride);
+    case DType::BF16: return direct_product<DType::BF16>(W, r0, rows, c0, len, x, x_stride, T, y, y_stride);
+    case DType::Q8_0: return direct_product<DType::Q8_0>(W, r0, rows, c0, len, x, x_stride, T, y, y_stride);
+    default: return direct_product<DType::F8_E4M3>(W, r0, rows, c0, len, x, x_stride, T, y, y_stride);
   }
 }
 
@@ -451,8 +444,8 @@ void bf16_dot_product(const Matrix& W, int64_t r0, const uint16_t* xb, int64_t T
 int64_t bf16_dot_rows(const Matrix& W, int64_t r0, int64_t row_end, const uint16_t* xb, int64_t T, float* y,
                       int64_t y_stride) {
   constexpr int64_t kGroupRows = 8 * kRowBlock;
-  if (T == 1)  // (8 rows at a time, as direct_block takes them for one token)
-    for (; r0 + 2 * kRowBlock <= row_end; r0 += 2 * kRowBlock) bf16_dot_block<1, 2 * kRowBlock>(W, r0, xb, y + r0, 0);
+  if (T == 1)  // (kWideRows at a time, as direct_block takes them for one token)
+    for (; r0 + kWideRows <= row_end; r0 += kWideRows) bf16_dot_block<1, kWideRows>(W, r0, xb, y + r0, 0);
   while (r0 + kRowBlock <= row_end) {
     const int64_t group_end = r0 + std::min(kGroupRows, (row_end - r0) / kRowBlock * kRowBlock);
     for (int64_t t = 0; t < T; t += kTokenBlock)
@@ -515,11 +508,6 @@ template <int64_t kTokens, int64_t kRows, class Weights, class Inputs>
     for (int64_t r = 0; r < kRows; ++r) y[i * y_stride + r] = hsum(reinterpret_cast<const vf&>(acc[i][r]));
 }
 
-// Row r's block scales of FP8 weights.
-inline const float* fp8_row_scales(const Matrix& W, int64_t r) {
-  return W.scale_inv + (W.first_row + r) / kFp8BlockSize * W.scale_cols();
-}
-
 // FP8 weights, rows a multiple of 128 long: kRows rows from r0 times kTokens rows of BF16 x
 // (xb, W.cols apart), all columns, into y; the codes looked up as they stream in.
 template <int64_t kTokens, int64_t kRows>
@@ -530,7 +518,7 @@ void fp8_dot_block(const Matrix& W, int64_t r0, const uint16_t* xb, float* y, in
   const float* scales[kRows];
   for (int64_t r = 0; r < kRows; ++r) {
     rows[r] = static_cast<const uint8_t*>(W.data) + (r0 + r) * cols;
-    scales[r] = fp8_row_scales(W, r0 + r);
+    scales[r] = W.row_scales(r0 + r);
   }
   auto weights = [&](int64_t r, int64_t c, __m512i& first, __m512i& second) {
     prefetch_ahead(rows[r], c, cols, kRows);
@@ -596,7 +584,7 @@ int64_t fp8_tile_rows(const Matrix& W, int64_t r0, int64_t row_end, const uint16
     }
     for (int64_t b = r0; b < group_end; b += kRowBlock) {
       const float* scales[kRowBlock];
-      for (int64_t r = 0; r < kRowBlock; ++r) scales[r] = fp8_row_scales(W, b + r);
+      for (int64_t r = 0; r < kRowBlock; ++r) scales[r] = W.row_scales(b + r);
       const uint16_t* rows = &tile[(b - r0) * cols];
       int64_t t = 0;
       for (; t + 2 <= T; t += 2)  // (two tokens: the accumulators of four would not fit the registers)
@@ -881,10 +869,9 @@ bool transposed_strip_direct(const Matrix& W, int64_t c0, const float* x, int64_
   for (int64_t r = 0; r < W.rows; ++r) {
     const uint8_t* row = static_cast<const uint8_t*>(W.data) + r * row_bytes;
     if constexpr (kType == DType::F8_E4M3) {
-      const int64_t block_row = (W.first_row + r) / kFp8BlockSize;
       if (r == 0 || (W.first_row + r) % kFp8BlockSize == 0)
         for (int64_t j = 0; j < kVectors; ++j)
-          scale[j] = broadcast(W.scale_inv[block_row * W.scale_cols() + (c0 + j * kLanes) / kFp8BlockSize] * 0x1p120f);
+          scale[j] = broadcast(W.row_scales(r)[(c0 + j * kLanes) / kFp8BlockSize] * 0x1p120f);
       constexpr int64_t kCodes = kVectors * kLanes;  // (a byte each)
       if constexpr (kCodes % sizeof(vu8) == 0) {
         for (int64_t j = 0; j < kCodes; j += sizeof(vu8)) track_fp8_nan(row + c0 + j, nan_max);
@@ -984,10 +971,13 @@ void matmul_rows(const Matrix& W, const float* x, int64_t x_stride, int64_t T, f
     for (int64_t c0 = 0; c0 < W.cols; c0 += kColBlock) {
       const int64_t c1 = std::min(W.cols, c0 + kColBlock);
       int64_t tiles = 0, last_rows = kRowBlock;
-      if (direct && T == 1 && g1 - g0 == kWideRows && direct_wide(W, g0, c0, c1 - c0, x + c0, y + g0)) continue;
+      if (direct && T == 1 && g1 - g0 == kWideRows &&
+          direct_product(W, g0, kWideRows, c0, c1 - c0, x + c0, x_stride, T, y + g0, y_stride))
+        continue;
       for (int64_t r0 = g0; r0 < g1; r0 += kRowBlock) {
         const int64_t rows = std::min(kRowBlock, g1 - r0);
-        if (direct && rows == kRowBlock && direct_product(W, r0, c0, c1 - c0, x + c0, x_stride, T, y + r0, y_stride))
+        if (direct && rows == kRowBlock &&
+            direct_product(W, r0, kRowBlock, c0, c1 - c0, x + c0, x_stride, T, y + r0, y_stride))
           continue;
         for (int64_t r = 0; r < rows; ++r)
           decode_row_here(W, r0 + r, c0, c1, tile[tiles] + r * kColBlock, in_registers);
