@@ -53,6 +53,10 @@ done
 # A llama.cpp build that fails on a file (some builds assert on a weight type) costs its rows, not the run.
 rounds=${ROUNDS:-3}
 rm -rf $out/results && mkdir -p $out/results
+run_dsv3() {  # NAME MODEL SPECULATIVE [MORE OPTIONS], into this round's $dir
+  echo "dsv3 bench $2 --speculative $3 ${*:4}" >&2
+  $dsv3 bench -m "$2" -p 128 -n 64 --repeats 3 --speculative "$3" --json --roofline -t 2 "${@:4}" >$dir/dsv3-$1.json
+}
 for round in $(seq 1 "$rounds"); do
   dir=$out/results/round-$round && mkdir -p $dir
   echo "round $round of $rounds" >&2
@@ -62,10 +66,6 @@ for round in $(seq 1 "$rounds"); do
       2>$dir/llama-$type.log && mv $dir/llama-$type.json.tmp $dir/llama-$type.json ||
       echo "bench/llama_cpp.sh: llama-bench failed on $type.gguf; its log: $dir/llama-$type.log" >&2
   done
-  run_dsv3() {  # NAME MODEL SPECULATIVE [MORE OPTIONS]
-    echo "dsv3 bench $2 --speculative $3 ${*:4}" >&2
-    $dsv3 bench -m "$2" -p 128 -n 64 --repeats 3 --speculative "$3" --json --roofline -t 2 "${@:4}" >$dir/dsv3-$1.json
-  }
   run_dsv3 gguf-bf16 $out/gguf/bf16.gguf none
   run_dsv3 gguf-bf16-act $out/gguf/bf16.gguf none --activations bf16
   run_dsv3 gguf-q8_0 $out/gguf/q8_0.gguf none
