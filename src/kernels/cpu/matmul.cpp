@@ -314,11 +314,12 @@ bool direct_block(const Matrix& W, int64_t r0, int64_t c0, int64_t len, const fl
   return true;
 }
 
-// One token may take 8 rows at once (twice the row streams in flight, x loaded once for 8
-// rows): the same sums as two blocks of kRowBlock.
+// One or two tokens (decoding, a speculative verification pass) may take 8 rows at once
+// (twice the row streams in flight, x loaded once for 8 rows): the same sums as two blocks
+// of kRowBlock.
 constexpr int64_t kWideRows = 2 * kRowBlock;
 
-// direct_block over `rows` rows from r0: kRowBlock, or kWideRows for one token.
+// direct_block over `rows` rows from r0: kRowBlock, or kWideRows for one or two tokens.
 template <DType kType>
 bool direct_product(const Matrix& W, int64_t r0, int64_t rows, int64_t c0, int64_t len, const float* x,
                     int64_t x_stride, int64_t T, float* y, int64_t y_stride) {
@@ -326,7 +327,9 @@ bool direct_product(const Matrix& W, int64_t r0, int64_t rows, int64_t c0, int64
     case 1:
       return rows == kWideRows ? direct_block<1, kType, kWideRows>(W, r0, c0, len, x, x_stride, y, y_stride)
                                : direct_block<1, kType>(W, r0, c0, len, x, x_stride, y, y_stride);
-    case 2: return direct_block<2, kType>(W, r0, c0, len, x, x_stride, y, y_stride);
+    case 2:
+      return rows == kWideRows ? direct_block<2, kType, kWideRows>(W, r0, c0, len, x, x_stride, y, y_stride)
+                               : direct_block<2, kType>(W, r0, c0, len, x, x_stride, y, y_stride);
     case 3: return direct_block<3, kType>(W, r0, c0, len, x, x_stride, y, y_stride);
     default: return direct_block<4, kType>(W, r0, c0, len, x, x_stride, y, y_stride);
   }
@@ -962,8 +965,8 @@ void matmul_rows(const Matrix& W, const float* x, int64_t x_stride, int64_t T, f
   const bool direct = T <= kTokenBlock && in_registers;
   // Passes of many tokens decode kTileGroup row blocks at a time (x then comes from L2 once
   // per group instead of once per block); a few tokens take the rows one block at a time, one
-  // token two blocks at a time.
-  const int64_t group_rows = direct ? (T == 1 ? kWideRows : kRowBlock) : kTileGroup * kRowBlock;
+  // or two tokens two blocks at a time.
+  const int64_t group_rows = direct ? (T <= 2 ? kWideRows : kRowBlock) : kTileGroup * kRowBlock;
   alignas(64) float tile[kTileGroup][kRowBlock * kColBlock];
   int64_t row_offsets[kTileGroup];
   for (int64_t g0 = row_begin; g0 < row_end; g0 += group_rows) {
@@ -971,7 +974,7 @@ void matmul_rows(const Matrix& W, const float* x, int64_t x_stride, int64_t T, f
     for (int64_t c0 = 0; c0 < W.cols; c0 += kColBlock) {
       const int64_t c1 = std::min(W.cols, c0 + kColBlock);
       int64_t tiles = 0, last_rows = kRowBlock;
-      if (direct && T == 1 && g1 - g0 == kWideRows &&
+      if (direct && T <= 2 && g1 - g0 == kWideRows &&
           direct_product(W, g0, kWideRows, c0, c1 - c0, x + c0, x_stride, T, y + g0, y_stride))
         continue;
       for (int64_t r0 = g0; r0 < g1; r0 += kRowBlock) {
