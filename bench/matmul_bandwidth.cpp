@@ -5,9 +5,12 @@
 // prefill-shaped products of many tokens, in FLOP/s.
 //   cmake --build build --target matmul_bandwidth && build/matmul_bandwidth
 // (Google Benchmark; bytes_per_second is the weight stream, the number to hold against the
-// machine's read bandwidth from `dsv3 bench --roofline`.)
+// machine's read bandwidth from `dsv3 bench --roofline`.) DSV3_BENCH_WEIGHT_MB (default 256)
+// sets how many megabytes of weights each pass reads: a few (4) keep them in the caches, so
+// that the difference from the default is what reading them from memory costs.
 #include <benchmark/benchmark.h>
 
+#include <cstdlib>
 #include <cstring>
 #include <random>
 #include <tuple>
@@ -23,7 +26,8 @@ namespace {
 
 using namespace dsv3;
 
-// Enough distinct copies of the matrix that one pass over them reads >= 256 MB.
+// Enough distinct copies of the matrix that one pass over them reads DSV3_BENCH_WEIGHT_MB
+// megabytes (default 256, more than the caches hold).
 struct Weights {
   std::vector<std::vector<uint8_t>> codes;
   std::vector<float> scales;
@@ -32,7 +36,9 @@ struct Weights {
 
   Weights(DType type, int64_t r, int64_t c) : rows(r), cols(c), dtype(type) {
     const int64_t bytes = r * static_cast<int64_t>(dtype_row_bytes(type, c));
-    const int64_t copies = std::max<int64_t>(1, (int64_t{256} << 20) / bytes);
+    const char* megabytes = std::getenv("DSV3_BENCH_WEIGHT_MB");
+    const int64_t pass_bytes = std::max<int64_t>(1, megabytes ? std::atoll(megabytes) : 256) << 20;
+    const int64_t copies = std::max<int64_t>(1, pass_bytes / bytes);
     // Normal values of either sign (subnormals would measure the CPU's slow path instead).
     std::mt19937 rng(1);
     codes.assign(static_cast<size_t>(copies), std::vector<uint8_t>(static_cast<size_t>(bytes)));
@@ -90,7 +96,8 @@ BENCHMARK_CAPTURE(one_token, q8_0_q8x, DType::Q8_0, MatmulInput::kQ8)->Apply(sha
 
 // Prefill-shaped products (many tokens; compute-bound): FLOP/s. The 0.5B preset's expert with
 // the ~16 tokens a 128-token prompt sends to each of its experts, its dense layer with all
-// 128, and DeepSeek-V3's expert with 64.
+// 128, and DeepSeek-V3's expert with 64; on one thread and two (what one core does alone,
+// and whether two share a limit).
 void many_tokens(benchmark::State& state, DType dtype, MatmulInput input) {
   const Weights w(dtype, state.range(0), state.range(1));
   const int64_t T = state.range(2);
@@ -109,7 +116,7 @@ void many_tokens(benchmark::State& state, DType dtype, MatmulInput input) {
 void prefill_shapes(benchmark::internal::Benchmark* b) {
   for (auto [rows, cols, tokens] : {std::tuple<int64_t, int64_t, int64_t>{512, 1024, 16}, {2816, 1024, 128},
                                     {2048, 7168, 64}})
-    b->Args({rows, cols, tokens, 2});
+    for (int64_t threads : {1, 2}) b->Args({rows, cols, tokens, threads});
   b->ArgNames({"rows", "cols", "tokens", "threads"})->UseRealTime()->Unit(benchmark::kMillisecond);
 }
 
