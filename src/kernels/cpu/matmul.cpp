@@ -966,7 +966,8 @@ void matmul_rows(const Matrix& W, const float* x, int64_t x_stride, int64_t T, f
   // Passes of many tokens decode kTileGroup row blocks at a time (x then comes from L2 once
   // per group instead of once per block); a few tokens take the rows one block at a time, one
   // or two tokens two blocks at a time.
-  const int64_t group_rows = direct ? (T <= 2 ? kWideRows : kRowBlock) : kTileGroup * kRowBlock;
+  const bool wide = direct && T <= 2;
+  const int64_t group_rows = wide ? kWideRows : direct ? kRowBlock : kTileGroup * kRowBlock;
   alignas(64) float tile[kTileGroup][kRowBlock * kColBlock];
   int64_t row_offsets[kTileGroup];
   for (int64_t g0 = row_begin; g0 < row_end; g0 += group_rows) {
@@ -974,7 +975,7 @@ void matmul_rows(const Matrix& W, const float* x, int64_t x_stride, int64_t T, f
     for (int64_t c0 = 0; c0 < W.cols; c0 += kColBlock) {
       const int64_t c1 = std::min(W.cols, c0 + kColBlock);
       int64_t tiles = 0, last_rows = kRowBlock;
-      if (direct && T <= 2 && g1 - g0 == kWideRows &&
+      if (wide && g1 - g0 == kWideRows &&
           direct_product(W, g0, kWideRows, c0, c1 - c0, x + c0, x_stride, T, y + g0, y_stride))
         continue;
       for (int64_t r0 = g0; r0 < g1; r0 += kRowBlock) {
