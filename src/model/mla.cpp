@@ -30,7 +30,10 @@ void Model::attention(const AttentionWeights& w, const float* xn, int64_t T, std
       c.q_lora_rank > 0 ? MatmulJob{&w.q_a, xn, d, T, q_a, c.q_lora_rank} : MatmulJob{&w.q, xn, d, T, q, heads * qk}};
   matmul_batch(projections, pool_, input_);
   if (c.q_lora_rank > 0) {
-    rmsnorm(q_a, T, c.q_lora_rank, c.q_lora_rank, w.q_a_norm.data(), eps);
+    const int64_t q_rank = c.q_lora_rank;
+    in_parallel(T, q_rank, [&](int64_t t0, int64_t t1) {
+      rmsnorm(q_a + t0 * q_rank, t1 - t0, q_rank, q_rank, w.q_a_norm.data(), eps);
+    });
     matmul(w.q_b, q_a, T, q, pool_, input_);
   }
 
@@ -40,12 +43,15 @@ void Model::attention(const AttentionWeights& w, const float* xn, int64_t T, std
   for (const SequenceSlice& s : slices) {
     const int64_t first_pos = s.cache->length();
     visible = std::max(visible, first_pos + s.count);
-    for (int64_t i = 0; i < s.count; ++i, ++token) {
-      float* cache_row = s.cache->layer(cache_layer) + (first_pos + i) * row;
-      rmsnorm(kv + token * row, row, 1, rank, w.kv_a_norm.data(), eps, cache_row, row);
-      std::copy(kv + token * row + rank, kv + (token + 1) * row, cache_row + rank);
-      rope_apply(cache_row + rank, rope, cos + token * half, sin + token * half);
-    }
+    in_parallel(s.count, row, [&](int64_t i0, int64_t i1) {
+      for (int64_t i = i0, t = token + i0; i < i1; ++i, ++t) {
+        float* cache_row = s.cache->layer(cache_layer) + (first_pos + i) * row;
+        rmsnorm(kv + t * row, row, 1, rank, w.kv_a_norm.data(), eps, cache_row, row);
+        std::copy(kv + t * row + rank, kv + (t + 1) * row, cache_row + rank);
+        rope_apply(cache_row + rank, rope, cos + t * half, sin + t * half);
+      }
+    });
+    token += s.count;
   }
 
   // Per head: fold the key half of kv_b into the query (q_nope W_k gives a latent-space

@@ -100,7 +100,9 @@ void Model::forward(std::span<const SequenceSlice> slices, float* hidden, float*
   for (const SequenceSlice& s : slices) s.cache->advance(s.count);
 
   float* normed = hidden ? hidden : ws_.xn.get(T * d);
-  rmsnorm(x, d, T, d, weights_.final_norm.data(), float(config_.rms_norm_eps), normed, d);
+  in_parallel(T, d, [&](int64_t t0, int64_t t1) {
+    rmsnorm(x + t0 * d, d, t1 - t0, d, weights_.final_norm.data(), float(config_.rms_norm_eps), normed + t0 * d, d);
+  });
   if (logits) head(weights_.head, slices, normed, logits);
 }
 
@@ -122,8 +124,11 @@ void Model::forward_mtp(std::span<const SequenceSlice> slices, float* logits, fl
   float* concat = ws_.mtp_concat.get(T * 2 * d);
   float* embedded = ws_.xn.get(T * d);
   embed(m.embed, ws_.tokens.data(), T, embedded);
-  rmsnorm(embedded, d, T, d, m.enorm.data(), eps, concat, 2 * d);
-  rmsnorm(ws_.mtp_hidden.get(T * d), d, T, d, m.hnorm.data(), eps, concat + d, 2 * d);
+  const float* main_hidden = ws_.mtp_hidden.get(T * d);
+  in_parallel(T, 2 * d, [&](int64_t t0, int64_t t1) {
+    rmsnorm(embedded + t0 * d, d, t1 - t0, d, m.enorm.data(), eps, concat + t0 * 2 * d, 2 * d);
+    rmsnorm(main_hidden + t0 * d, d, t1 - t0, d, m.hnorm.data(), eps, concat + t0 * 2 * d + d, 2 * d);
+  });
   float* x = ws_.x.get(T * d);
   matmul(m.eh_proj, concat, T, x, pool_, input_);
 
@@ -132,7 +137,9 @@ void Model::forward_mtp(std::span<const SequenceSlice> slices, float* logits, fl
   for (const SequenceSlice& s : slices) s.cache->advance(s.count);
 
   float* normed = hidden_out ? hidden_out : ws_.xn.get(T * d);
-  rmsnorm(x, d, T, d, m.head_norm.data(), eps, normed, d);
+  in_parallel(T, d, [&](int64_t t0, int64_t t1) {
+    rmsnorm(x + t0 * d, d, t1 - t0, d, m.head_norm.data(), eps, normed + t0 * d, d);
+  });
   if (logits) head(m.head, slices, normed, logits);
 }
 
@@ -143,13 +150,18 @@ void Model::decoder_block(const LayerWeights& layer, float* x, int64_t T, std::s
   float* xn = ws_.xn.get(T * d);
   float* out = ws_.out.get(T * d);
 
-  rmsnorm(x, d, T, d, layer.attn_norm.data(), eps, xn, d);
+  in_parallel(T, d, [&](int64_t t0, int64_t t1) {
+    rmsnorm(x + t0 * d, d, t1 - t0, d, layer.attn_norm.data(), eps, xn + t0 * d, d);
+  });
   attention(layer.attn, xn, T, slices, cache_layer, out);
-  for (int64_t i = 0; i < T * d; ++i) x[i] += out[i];
-
-  rmsnorm(x, d, T, d, layer.ffn_norm.data(), eps, xn, d);
+  in_parallel(T, d, [&](int64_t t0, int64_t t1) {  // the residual add and the next norm in one pass
+    for (int64_t i = t0 * d; i < t1 * d; ++i) x[i] += out[i];
+    rmsnorm(x + t0 * d, d, t1 - t0, d, layer.ffn_norm.data(), eps, xn + t0 * d, d);
+  });
   feed_forward(layer, xn, T, out);
-  for (int64_t i = 0; i < T * d; ++i) x[i] += out[i];
+  in_parallel(T, d, [&](int64_t t0, int64_t t1) {
+    for (int64_t i = t0 * d; i < t1 * d; ++i) x[i] += out[i];
+  });
 }
 
 void Model::feed_forward(const LayerWeights& layer, const float* xn, int64_t T, float* out) {

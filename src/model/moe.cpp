@@ -14,7 +14,7 @@ void Model::swiglu_ffn(const SwiGluWeights& w, const float* x, int64_t T, float*
   float* up = ws_.up.get(T * width);
   const MatmulJob gate_up[] = {{&w.gate, x, w.gate.cols, T, gate, width}, {&w.up, x, w.up.cols, T, up, width}};
   matmul_batch(gate_up, pool_, input_);
-  swiglu(gate, up, T * width, gate);
+  in_parallel(T * width, 1, [&](int64_t i0, int64_t i1) { swiglu(gate + i0, up + i0, i1 - i0, gate + i0); });
   matmul(w.down, gate, T, out, pool_, input_);
 }
 
@@ -62,8 +62,9 @@ void Model::moe(const MoeWeights& w, const float* xn, int64_t T, float* out) {
   float* gate = ws_.gate.get(hidden);
   float* up = ws_.up.get(hidden);
   std::copy_n(xn, shared_rows * d, expert_in);
-  for (size_t j = 0; j < slots.size(); ++j)
-    std::copy_n(xn + (slots[j] / k) * d, d, expert_in + (shared_rows + static_cast<int64_t>(j)) * d);
+  in_parallel(static_cast<int64_t>(slots.size()), d, [&](int64_t j0, int64_t j1) {
+    for (int64_t j = j0; j < j1; ++j) std::copy_n(xn + (slots[j] / k) * d, d, expert_in + (shared_rows + j) * d);
+  });
 
   auto& jobs = ws_.matmul_jobs;
   auto weights_of = [&](const ExpertRun& run) -> const SwiGluWeights& {
@@ -77,7 +78,7 @@ void Model::moe(const MoeWeights& w, const float* xn, int64_t T, float* out) {
     jobs.push_back({&ew.up, expert_in + run.first_row * d, d, run.rows, up + run.hidden_at, width});
   }
   matmul_batch(jobs, pool_, input_);
-  swiglu(gate, up, hidden, gate);
+  in_parallel(hidden, 1, [&](int64_t i0, int64_t i1) { swiglu(gate + i0, up + i0, i1 - i0, gate + i0); });
   jobs.clear();
   for (const ExpertRun& run : runs) {
     const SwiGluWeights& ew = weights_of(run);
@@ -88,19 +89,26 @@ void Model::moe(const MoeWeights& w, const float* xn, int64_t T, float* out) {
   // Shared experts see every token; routed experts add their weighted outputs in expert
   // order, so each token's sum has a fixed order whatever the thread count. A shard of the
   // experts sums its part apart, then all shards' parts are added up.
-  if (shared_rows > 0) {
-    std::copy_n(expert_out, T * d, out);
-  } else {
-    std::fill(out, out + T * d, 0.0f);
-  }
+  // (On the pool by columns: each task adds every slot's part of its columns, in slot order.)
   float* routed = sharded ? ws_.routed.get(T * d) : out;
-  if (sharded) std::fill(routed, routed + T * d, 0.0f);
-  for (size_t j = 0; j < slots.size(); ++j) {
-    const float g = ws_.expert_weights[slots[j]];
-    const float* y = expert_out + (shared_rows + static_cast<int64_t>(j)) * d;
-    float* o = routed + (slots[j] / k) * d;
-    for (int64_t i = 0; i < d; ++i) o[i] += g * y[i];
-  }
+  const int64_t routed_rows = static_cast<int64_t>(slots.size());
+  in_parallel(d, T + routed_rows, [&](int64_t c0, int64_t c1) {
+    for (int64_t t = 0; t < T; ++t) {
+      float* o = out + t * d;
+      if (shared_rows > 0) {
+        std::copy(expert_out + t * d + c0, expert_out + t * d + c1, o + c0);
+      } else {
+        std::fill(o + c0, o + c1, 0.0f);
+      }
+      if (sharded) std::fill(routed + t * d + c0, routed + t * d + c1, 0.0f);
+    }
+    for (int64_t j = 0; j < routed_rows; ++j) {
+      const float g = ws_.expert_weights[slots[j]];
+      const float* y = expert_out + (shared_rows + j) * d;
+      float* o = routed + (slots[j] / k) * d;
+      for (int64_t i = c0; i < c1; ++i) o[i] += g * y[i];
+    }
+  });
   if (sharded) {
     sum_over_shards_(routed, T * d);
     for (int64_t i = 0; i < T * d; ++i) out[i] += routed[i];
