@@ -38,28 +38,53 @@ void Sampler::prepare(const float* logits, std::span<const int32_t> history) {
     return;
   }
   for (int32_t i = 0; i < vocab_size_; ++i) candidates_.push_back({i, penalised_[i] / params_.temperature});
-  auto by_value = [](const Candidate& a, const Candidate& b) { return a.value > b.value || (a.value == b.value && a.id < b.id); };
-  const size_t k = params_.top_k > 0 ? std::min<size_t>(static_cast<size_t>(params_.top_k), candidates_.size())
-                                      : candidates_.size();
-  std::partial_sort(candidates_.begin(), candidates_.begin() + static_cast<ptrdiff_t>(k), candidates_.end(), by_value);
-  candidates_.resize(k);
-  // Softmax over the kept candidates (in double for the normaliser).
-  const float max = candidates_.front().value;
+  // Only as much of the order as the transforms look at is sorted: top-k selects its k in
+  // linear time, and the nucleus sorts the best candidates a batch at a time until their mass
+  // reaches top_p (a handful of a trained model's tokens; sorting the whole vocabulary took
+  // 0.7 ms a token at 8192 tokens, 16 ms at DeepSeek-V3's 129280).
+  auto by_value = [](const Candidate& a, const Candidate& b) {
+    return a.value > b.value || (a.value == b.value && a.id < b.id);
+  };
+  const auto first = candidates_.begin();
+  if (params_.top_k > 0 && static_cast<size_t>(params_.top_k) < candidates_.size()) {
+    std::nth_element(first, first + params_.top_k, candidates_.end(), by_value);
+    candidates_.resize(static_cast<size_t>(params_.top_k));
+  }
+  const size_t n = candidates_.size();
+  size_t sorted = 0;  // candidates_[0, sorted) are the best, in order
+  auto sort_best = [&](size_t count) {
+    count = std::min(count, n);
+    if (count <= sorted) return;
+    std::nth_element(first + static_cast<ptrdiff_t>(sorted), first + static_cast<ptrdiff_t>(count), candidates_.end(),
+                     by_value);
+    std::sort(first + static_cast<ptrdiff_t>(sorted), first + static_cast<ptrdiff_t>(count), by_value);
+    sorted = count;
+  };
+  // Softmax over the kept candidates (in double for the normaliser), values still logits.
+  float max = -INFINITY;
+  for (const auto& c : candidates_) max = std::max(max, c.value);
   double sum = 0;
-  for (auto& c : candidates_) sum += c.value = std::exp(c.value - max);
-  for (auto& c : candidates_) c.value = static_cast<float>(c.value / sum);
+  for (const auto& c : candidates_) sum += std::exp(c.value - max);
+  auto probability = [&](const Candidate& c) { return static_cast<float>(std::exp(c.value - max) / sum); };
   // Nucleus: the smallest prefix whose mass reaches top_p.
+  size_t keep = n;
   if (params_.top_p < 1.0f) {
     double mass = 0;
-    size_t keep = 0;
-    while (keep < candidates_.size() && mass < params_.top_p) mass += candidates_[keep++].value;
-    candidates_.resize(std::max<size_t>(keep, 1));
+    keep = 0;
+    for (size_t batch = 64; mass < params_.top_p && keep < n; batch *= 8) {
+      sort_best(sorted + batch);
+      while (keep < sorted && mass < params_.top_p) mass += probability(candidates_[keep++]);
+    }
+    keep = std::max<size_t>(keep, 1);
   }
+  sort_best(keep);
+  candidates_.resize(keep);
+  for (auto& c : candidates_) c.value = probability(c);
   if (params_.min_p > 0) {
     const float threshold = params_.min_p * candidates_.front().value;
-    size_t keep = 1;
-    while (keep < candidates_.size() && candidates_[keep].value >= threshold) ++keep;
-    candidates_.resize(keep);
+    size_t kept_by_min_p = 1;
+    while (kept_by_min_p < candidates_.size() && candidates_[kept_by_min_p].value >= threshold) ++kept_by_min_p;
+    candidates_.resize(kept_by_min_p);
   }
   double kept = 0;
   for (const auto& c : candidates_) kept += c.value;

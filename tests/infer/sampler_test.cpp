@@ -2,8 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <numeric>
+#include <random>
 
 #include "base/error.h"
 
@@ -54,6 +56,58 @@ TEST(SamplerTest, DistributionAppliesTemperatureTopKTopPAndMinP) {
   EXPECT_GT(probs[2], 0.0f);
   EXPECT_EQ(probs[0], 0.0f);
   EXPECT_NEAR(std::accumulate(probs.begin(), probs.end(), 0.0), 1.0, 1e-6);
+}
+
+// The transforms as written, on a whole sorted vocabulary: sort every logit (descending,
+// ties by id), keep the best top_k, softmax, the nucleus prefix, min-p, renormalise.
+std::vector<float> reference_distribution(const std::vector<float>& logits, const SamplingParams& p) {
+  std::vector<int32_t> order(logits.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::sort(order.begin(), order.end(), [&](int32_t a, int32_t b) {
+    return logits[a] / p.temperature > logits[b] / p.temperature || (logits[a] == logits[b] && a < b);
+  });
+  if (p.top_k > 0) order.resize(std::min(order.size(), static_cast<size_t>(p.top_k)));
+  std::vector<double> probs(order.size());
+  double sum = 0;
+  for (size_t i = 0; i < order.size(); ++i)
+    sum += probs[i] = std::exp(double(logits[order[i]] / p.temperature - logits[order[0]] / p.temperature));
+  size_t keep = 0;
+  for (double mass = 0; keep < order.size() && mass < p.top_p; ++keep) mass += probs[keep] / sum;
+  while (keep > 1 && probs[keep - 1] < p.min_p * probs[0]) --keep;
+  double kept = 0;
+  for (size_t i = 0; i < keep; ++i) kept += probs[i];
+  std::vector<float> out(logits.size(), 0.0f);
+  for (size_t i = 0; i < keep; ++i) out[order[i]] = static_cast<float>(probs[i] / kept);
+  return out;
+}
+
+// A vocabulary of DeepSeek-V3's order of size, peaked (a trained model: the nucleus is a few
+// tokens) and flat (an untrained one: it is most of them), against the reference above.
+TEST(SamplerTest, LargeVocabularyMatchesTheWholeSortReference) {
+  const int64_t vocab = 20000;
+  std::mt19937 rng(7);
+  std::normal_distribution<float> normal;
+  for (float spread : {8.0f, 0.5f}) {
+    std::vector<float> logits(vocab);
+    for (float& l : logits) l = spread * normal(rng);
+    logits[123] = logits[456];  // a tie, broken by id
+    for (const SamplingParams params : {SamplingParams{0.7f, 0, 0.95f, 0.0f, 1.0f, 0},
+                                        SamplingParams{1.0f, 50, 0.9f, 0.0f, 1.0f, 0},
+                                        SamplingParams{1.3f, 0, 1.0f, 0.05f, 1.0f, 0},
+                                        SamplingParams{0.9f, 5000, 0.99f, 0.01f, 1.0f, 0}}) {
+      Sampler sampler(params, vocab);
+      std::vector<float> probs;
+      sampler.distribution(logits.data(), {}, probs);
+      const std::vector<float> expected = reference_distribution(logits, params);
+      int64_t kept = 0;
+      for (int64_t i = 0; i < vocab; ++i) {
+        ASSERT_EQ(probs[i] > 0, expected[i] > 0) << "token " << i << ", spread " << spread;
+        EXPECT_NEAR(probs[i], expected[i], 1e-6 * std::max(1.0f, expected[i] * vocab)) << "token " << i;
+        kept += probs[i] > 0;
+      }
+      EXPECT_GT(kept, 0);
+    }
+  }
 }
 
 TEST(SamplerTest, RepetitionPenaltyDividesPositiveAndMultipliesNegativeLogits) {
