@@ -100,9 +100,7 @@ void Model::forward(std::span<const SequenceSlice> slices, float* hidden, float*
   for (const SequenceSlice& s : slices) s.cache->advance(s.count);
 
   float* normed = hidden ? hidden : ws_.xn.get(T * d);
-  in_parallel(T, d, [&](int64_t t0, int64_t t1) {
-    rmsnorm(x + t0 * d, d, t1 - t0, d, weights_.final_norm.data(), float(config_.rms_norm_eps), normed + t0 * d, d);
-  });
+  norm_rows(x, T, weights_.final_norm, normed);
   if (logits) head(weights_.head, slices, normed, logits);
 }
 
@@ -137,10 +135,15 @@ void Model::forward_mtp(std::span<const SequenceSlice> slices, float* logits, fl
   for (const SequenceSlice& s : slices) s.cache->advance(s.count);
 
   float* normed = hidden_out ? hidden_out : ws_.xn.get(T * d);
-  in_parallel(T, d, [&](int64_t t0, int64_t t1) {
-    rmsnorm(x + t0 * d, d, t1 - t0, d, m.head_norm.data(), eps, normed + t0 * d, d);
-  });
+  norm_rows(x, T, m.head_norm, normed);
   if (logits) head(m.head, slices, normed, logits);
+}
+
+void Model::norm_rows(const float* x, int64_t T, const std::vector<float>& weight, float* out) {
+  const int64_t d = config_.hidden_size;
+  in_parallel(T, d, [&](int64_t t0, int64_t t1) {
+    rmsnorm(x + t0 * d, d, t1 - t0, d, weight.data(), float(config_.rms_norm_eps), out + t0 * d, d);
+  });
 }
 
 void Model::decoder_block(const LayerWeights& layer, float* x, int64_t T, std::span<const SequenceSlice> slices,
@@ -150,9 +153,7 @@ void Model::decoder_block(const LayerWeights& layer, float* x, int64_t T, std::s
   float* xn = ws_.xn.get(T * d);
   float* out = ws_.out.get(T * d);
 
-  in_parallel(T, d, [&](int64_t t0, int64_t t1) {
-    rmsnorm(x + t0 * d, d, t1 - t0, d, layer.attn_norm.data(), eps, xn + t0 * d, d);
-  });
+  norm_rows(x, T, layer.attn_norm, xn);
   attention(layer.attn, xn, T, slices, cache_layer, out);
   in_parallel(T, d, [&](int64_t t0, int64_t t1) {  // the residual add and the next norm in one pass
     for (int64_t i = t0 * d; i < t1 * d; ++i) x[i] += out[i];

@@ -8,13 +8,17 @@
 
 namespace dsv3 {
 
+void Model::swiglu_in_place(float* gate, const float* up, int64_t n) {
+  in_parallel(n, 1, [&](int64_t i0, int64_t i1) { swiglu(gate + i0, up + i0, i1 - i0, gate + i0); });
+}
+
 void Model::swiglu_ffn(const SwiGluWeights& w, const float* x, int64_t T, float* out) {
   const int64_t width = w.gate.rows;
   float* gate = ws_.gate.get(T * width);
   float* up = ws_.up.get(T * width);
   const MatmulJob gate_up[] = {{&w.gate, x, w.gate.cols, T, gate, width}, {&w.up, x, w.up.cols, T, up, width}};
   matmul_batch(gate_up, pool_, input_);
-  in_parallel(T * width, 1, [&](int64_t i0, int64_t i1) { swiglu(gate + i0, up + i0, i1 - i0, gate + i0); });
+  swiglu_in_place(gate, up, T * width);
   matmul(w.down, gate, T, out, pool_, input_);
 }
 
@@ -78,7 +82,7 @@ void Model::moe(const MoeWeights& w, const float* xn, int64_t T, float* out) {
     jobs.push_back({&ew.up, expert_in + run.first_row * d, d, run.rows, up + run.hidden_at, width});
   }
   matmul_batch(jobs, pool_, input_);
-  in_parallel(hidden, 1, [&](int64_t i0, int64_t i1) { swiglu(gate + i0, up + i0, i1 - i0, gate + i0); });
+  swiglu_in_place(gate, up, hidden);
   jobs.clear();
   for (const ExpertRun& run : runs) {
     const SwiGluWeights& ew = weights_of(run);
