@@ -30,10 +30,7 @@ void Model::attention(const AttentionWeights& w, const float* xn, int64_t T, std
       c.q_lora_rank > 0 ? MatmulJob{&w.q_a, xn, d, T, q_a, c.q_lora_rank} : MatmulJob{&w.q, xn, d, T, q, heads * qk}};
   matmul_batch(projections, pool_, input_);
   if (c.q_lora_rank > 0) {
-    const int64_t q_rank = c.q_lora_rank;
-    in_parallel(T, q_rank, [&](int64_t t0, int64_t t1) {
-      rmsnorm(q_a + t0 * q_rank, t1 - t0, q_rank, q_rank, w.q_a_norm.data(), eps);
-    });
+    norm_rows(q_a, T, w.q_a_norm, q_a);
     matmul(w.q_b, q_a, T, q, pool_, input_);
   }
 

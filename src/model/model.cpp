@@ -140,9 +140,9 @@ void Model::forward_mtp(std::span<const SequenceSlice> slices, float* logits, fl
 }
 
 void Model::norm_rows(const float* x, int64_t T, const std::vector<float>& weight, float* out) {
-  const int64_t d = config_.hidden_size;
-  in_parallel(T, d, [&](int64_t t0, int64_t t1) {
-    rmsnorm(x + t0 * d, d, t1 - t0, d, weight.data(), float(config_.rms_norm_eps), out + t0 * d, d);
+  const int64_t n = static_cast<int64_t>(weight.size());
+  in_parallel(T, n, [&](int64_t t0, int64_t t1) {
+    rmsnorm(x + t0 * n, n, t1 - t0, n, weight.data(), float(config_.rms_norm_eps), out + t0 * n, n);
   });
 }
 

@@ -101,7 +101,7 @@ class Model {
     constexpr int64_t kValuesPerTask = 16384;
     pool_.parallel_ranges(n, std::max<int64_t>(1, kValuesPerTask / item_values), 2, body);
   }
-  // out = RMSNorm(x) for T rows of the hidden size, in_parallel.
+  // out = RMSNorm(x) for T contiguous rows as long as weight (out may be x), in_parallel.
   void norm_rows(const float* x, int64_t T, const std::vector<float>& weight, float* out);
   // gate = SwiGLU(gate, up) over n values, in_parallel.
   void swiglu_in_place(float* gate, const float* up, int64_t n);
