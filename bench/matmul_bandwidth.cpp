@@ -12,6 +12,7 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <deque>
 #include <random>
 #include <tuple>
 #include <vector>
@@ -31,6 +32,7 @@ using namespace dsv3;
 struct Weights {
   std::vector<std::vector<uint8_t>> codes;
   std::vector<float> scales;
+  std::deque<Fp8NanScan> nan_scans;  // FP8: one per copy (found clean on the first pass)
   int64_t rows, cols;
   DType dtype;
 
@@ -59,9 +61,12 @@ struct Weights {
       }
     }
     scales.assign(static_cast<size_t>(((r + 127) / 128) * ((c + 127) / 128)), 0.01f);
+    if (type == DType::F8_E4M3)
+      for (const auto& copy : codes) nan_scans.emplace_back(copy.data(), copy.size());
   }
   Matrix matrix(size_t i) const {
-    return Matrix{dtype, rows, cols, codes[i].data(), dtype == DType::F8_E4M3 ? scales.data() : nullptr, 0};
+    if (dtype != DType::F8_E4M3) return Matrix{dtype, rows, cols, codes[i].data(), nullptr, 0};
+    return Matrix{dtype, rows, cols, codes[i].data(), scales.data(), 0, &nan_scans[i]};
   }
 };
 

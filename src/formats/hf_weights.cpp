@@ -41,6 +41,7 @@ Matrix bind_matrix(const Checkpoint& ckpt, const std::string& name, int64_t rows
     fail("block scale shape ", shape_string(s->shape), " does not match ", shape_string(scale_shape), " for a ", rows,
          "x", cols, " weight (", *s->file, ": ", scale_name, ")");
   m.scale_inv = reinterpret_cast<const float*>(s->data);
+  m.nan_scan = t.nan_scan.get();
   return m;
 }
 

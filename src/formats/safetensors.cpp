@@ -116,11 +116,13 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : file_(path) {
       fail("tensor data overlaps tensor ", *ranges[i - 1].name, " (", path, ": ", *ranges[i].name, ")");
 
   for (auto& [name, info] : tensors_) {
-    if (reinterpret_cast<uintptr_t>(info.data) % dtype_size(info.dtype) == 0) continue;
-    auto copy = std::make_unique<uint8_t[]>(info.nbytes);
-    std::memcpy(copy.get(), info.data, info.nbytes);
-    info.data = copy.get();
-    aligned_copies_.push_back(std::move(copy));
+    if (reinterpret_cast<uintptr_t>(info.data) % dtype_size(info.dtype) != 0) {
+      auto copy = std::make_unique<uint8_t[]>(info.nbytes);
+      std::memcpy(copy.get(), info.data, info.nbytes);
+      info.data = copy.get();
+      aligned_copies_.push_back(std::move(copy));
+    }
+    if (info.dtype == DType::F8_E4M3) info.nan_scan = std::make_unique<Fp8NanScan>(info.data, info.nbytes);
   }
 }
 

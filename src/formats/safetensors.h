@@ -13,6 +13,7 @@
 
 #include "base/mapped_file.h"
 #include "tensor/dtype.h"
+#include "tensor/matrix.h"
 
 namespace dsv3 {
 
@@ -23,6 +24,7 @@ struct TensorInfo {
   const uint8_t* data = nullptr;  // inside the mapped file (or an aligned copy, see below)
   size_t nbytes = 0;
   const std::string* file = nullptr;  // path of the file holding it, for error messages
+  std::unique_ptr<Fp8NanScan> nan_scan;  // F8_E4M3 only: for the kernels (tensor/matrix.h)
 
   int64_t numel() const;
 };

@@ -7,6 +7,17 @@
 
 namespace dsv3 {
 
+bool Fp8NanScan::holds_nan() const {
+  uint8_t state = state_.load(std::memory_order_acquire);
+  if (state == kNotScanned) {
+    uint8_t nan = 0;  // (a loop the compiler vectorises)
+    for (size_t i = 0; i < count_; ++i) nan |= (codes_[i] | 0x80) == 0xFF;
+    state = nan ? kHoldsNan : kClean;
+    state_.store(state, std::memory_order_release);
+  }
+  return state == kHoldsNan;
+}
+
 void Matrix::decode_row(int64_t r, int64_t c0, int64_t c1, float* out) const {
   const size_t base = static_cast<size_t>(r * cols);
   switch (dtype) {

@@ -6,6 +6,7 @@
 // blocks, which carry their own scales.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <vector>
@@ -16,6 +17,24 @@ namespace dsv3 {
 
 inline constexpr int64_t kFp8BlockSize = 128;
 
+// Whether a whole FP8 tensor holds a NaN code (0x7F or 0xFF; real checkpoints hold none),
+// found by one scan the first time a kernel asks and kept for every view of the tensor. The
+// kernels' in-register decode would turn a NaN code into a number, so they use it only on
+// tensors found clean. The scan waits for first use rather than running at load: experts that
+// expert parallelism leaves to other ranks are never read, nor paged in.
+class Fp8NanScan {
+ public:
+  Fp8NanScan(const uint8_t* codes, size_t count) : codes_(codes), count_(count) {}
+  // Thread-safe; threads asking at once before the first answer may each scan.
+  bool holds_nan() const;
+
+ private:
+  enum : uint8_t { kNotScanned, kClean, kHoldsNan };
+  const uint8_t* codes_;
+  size_t count_;
+  mutable std::atomic<uint8_t> state_{kNotScanned};
+};
+
 struct Matrix {
   DType dtype = DType::F32;
   int64_t rows = 0;
@@ -23,6 +42,7 @@ struct Matrix {
   const void* data = nullptr;            // rows rows of row_bytes() each
   const float* scale_inv = nullptr;      // FP8 only: [ceil(rows/128)][ceil(cols/128)]
   int64_t first_row = 0;                 // FP8 only: row of `data` in the full matrix, for scale lookup
+  const Fp8NanScan* nan_scan = nullptr;  // FP8 only: of the whole tensor (none: decoded as if it held NaNs)
 
   bool empty() const { return data == nullptr; }
   int64_t scale_cols() const { return (cols + kFp8BlockSize - 1) / kFp8BlockSize; }

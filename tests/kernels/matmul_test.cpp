@@ -7,6 +7,7 @@
 #include <cstring>
 #include <iostream>
 #include <limits>
+#include <memory>
 #include <random>
 #include <string>
 #include <vector>
@@ -26,6 +27,7 @@ struct StoredMatrix {
   std::vector<uint8_t> bytes;
   std::vector<float> scales;
   std::vector<double> values;  // what the stored weight means, row-major
+  std::unique_ptr<Fp8NanScan> nan_scan;  // FP8 (a test may plant NaN codes before the first product)
   Matrix view;
 };
 
@@ -79,7 +81,11 @@ StoredMatrix make_matrix(DType dtype, int64_t rows, int64_t cols, uint32_t seed)
     }
   }
   m.view = Matrix{dtype, rows, cols, m.bytes.data(), m.scales.empty() ? nullptr : m.scales.data(), 0};
-  if (dtype == DType::F8_E4M3) set_fp8_values(m);
+  if (dtype == DType::F8_E4M3) {
+    m.nan_scan = std::make_unique<Fp8NanScan>(m.bytes.data(), m.bytes.size());
+    m.view.nan_scan = m.nan_scan.get();
+    set_fp8_values(m);
+  }
   return m;
 }
 
@@ -201,9 +207,10 @@ TEST(MatmulBf16Test, Fp8FewTokensAndManyTokensGiveTheSameBits) {
   expect_same_bits_in_passes(make_matrix(DType::F8_E4M3, 300, 1152, 8), MatmulInput::kBF16);
 }
 
-// NaN codes of E4M3 (0x7F, 0xFF) make their rows' products NaN whether the weights are
-// decoded in registers (passes of 1-4 tokens, which look for them) or through the tile; the
-// other rows keep their bits. Codes planted mid-tile, in a tile's last columns and in a row's tail.
+// NaN codes of E4M3 (0x7F, 0xFF) make their rows' products NaN in passes of any size (the
+// tensor's scan finds them, and no path then decodes its codes in registers, which would turn
+// them into numbers); the other rows keep their bits. Codes planted mid-tile, in a tile's last
+// columns and in a row's tail.
 TEST(MatmulFp8Test, NanCodesGiveNanRowsOnEveryPath) {
   ThreadPool pool(2);
   StoredMatrix m = make_matrix(DType::F8_E4M3, 40, 1100, 9);
@@ -225,6 +232,26 @@ TEST(MatmulFp8Test, NanCodesGiveNanRowsOnEveryPath) {
         EXPECT_EQ(a, b) << "row " << r;
       }
     }
+}
+
+// An FP8 tensor found clean is decoded in registers (every pass size, matmul and
+// matmul_transposed) with the bits of decode_row, which a view without a scan takes.
+TEST(MatmulFp8Test, ScannedTensorsGiveTheBitsOfTheUnscannedPath) {
+  ThreadPool pool(2);
+  const StoredMatrix m = make_matrix(DType::F8_E4M3, 260, 640, 14);
+  Matrix unscanned = m.view;
+  unscanned.nan_scan = nullptr;
+  for (int64_t T : {1, 2, 3, 4, 9}) {
+    const std::vector<float> x = random_input(T * m.view.cols, 15), xt = random_input(T * m.view.rows, 16);
+    std::vector<float> scanned_y(T * m.view.rows), unscanned_y(scanned_y.size());
+    matmul(m.view, x.data(), T, scanned_y.data(), pool);
+    matmul(unscanned, x.data(), T, unscanned_y.data(), pool);
+    EXPECT_EQ(std::memcmp(scanned_y.data(), unscanned_y.data(), scanned_y.size() * sizeof(float)), 0) << T;
+    std::vector<float> scanned_t(T * m.view.cols), unscanned_t(scanned_t.size());
+    matmul_transposed(m.view, xt.data(), m.view.rows, T, scanned_t.data(), m.view.cols, false);
+    matmul_transposed(unscanned, xt.data(), m.view.rows, T, unscanned_t.data(), m.view.cols, false);
+    EXPECT_EQ(std::memcmp(scanned_t.data(), unscanned_t.data(), scanned_t.size() * sizeof(float)), 0) << T;
+  }
 }
 
 // FP8 products at the edges of FP32's range: tokens from all zeros and 2^-130 to 2^80 in

@@ -38,5 +38,26 @@ TEST(MatrixTest, Fp8RowsDecodeToCodeTimesBlockScale) {
   }
 }
 
+// The scan of a whole FP8 tensor finds a NaN code (0x7F or 0xFF) wherever it is, and only those:
+// the largest numbers (0x7E, 0xFE), negative zero (0x80) and every other code are clean. It
+// answers from what it found the first time it was asked.
+TEST(Fp8NanScanTest, FindsExactlyTheNanCodes) {
+  std::vector<uint8_t> codes(1000);
+  for (size_t i = 0; i < codes.size(); ++i) {  // every code, the NaN ones replaced by the largest numbers
+    const auto code = static_cast<uint8_t>(i % 256);
+    codes[i] = (code | 0x80) == 0xFF ? static_cast<uint8_t>(code - 1) : code;
+  }
+  EXPECT_FALSE(Fp8NanScan(codes.data(), codes.size()).holds_nan());
+  for (uint8_t nan : {uint8_t{0x7F}, uint8_t{0xFF}})
+    for (size_t at : {size_t{0}, size_t{63}, size_t{64}, size_t{500}, codes.size() - 1}) {
+      std::vector<uint8_t> planted = codes;
+      planted[at] = nan;
+      const Fp8NanScan scan(planted.data(), planted.size());
+      EXPECT_TRUE(scan.holds_nan()) << int(nan) << " at " << at;
+      planted[at] = 0;
+      EXPECT_TRUE(scan.holds_nan()) << "asked again";
+    }
+}
+
 }  // namespace
 }  // namespace dsv3

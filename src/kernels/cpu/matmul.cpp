@@ -114,11 +114,12 @@ void tile_block(const float* tile, const float* x, int64_t x_stride, int64_t len
 // from memory and never stored. Lane for lane and tail for tail the arithmetic is
 // tile_block's, so the results are bitwise the same. For F32, BF16, FP8 and Q8_0 weights.
 
-// Whether rows [row_begin, row_end) of W decode in registers (F16 does not; FP8 with a
-// block scale of 2^8 or more takes the table path of decode_row).
+// Whether rows [row_begin, row_end) of W decode in registers (F16 does not; FP8 only where its
+// tensor holds no NaN code, which decode_lanes would turn into a number, and not the blocks with
+// a scale of 2^8 or more: decode_row takes those, with its NaN select and its table).
 bool decodes_in_registers(const Matrix& W, int64_t row_begin, int64_t row_end) {
   if (W.dtype == DType::F32 || W.dtype == DType::BF16 || W.dtype == DType::Q8_0) return true;
-  if (W.dtype != DType::F8_E4M3) return false;
+  if (W.dtype != DType::F8_E4M3 || !W.nan_scan || W.nan_scan->holds_nan()) return false;
   const int64_t first = (W.first_row + row_begin) / kFp8BlockSize, last = (W.first_row + row_end - 1) / kFp8BlockSize;
   for (int64_t i = first * W.scale_cols(); i < (last + 1) * W.scale_cols(); ++i)
     if (!std::isfinite(W.scale_inv[i] * 0x1p120f)) return false;
@@ -141,7 +142,7 @@ inline vf decode_lanes(const void* row, int64_t c, vf scale) {
   } else {
     // Matrix::decode_row's bits in three operations: the code sign-extended and shifted puts
     // exponent and mantissa in FP32's fields under copies of the sign, of which the mask keeps
-    // one. NaN codes would decode as numbers here: blocks holding any take the tile path.
+    // one. NaN codes would decode as numbers here (decodes_in_registers keeps them away).
     const vu32 q = widen_signed(static_cast<const int8_t*>(row) + c) << 20;
     return bits_to_vf(q & 0x87F00000u) * scale;
   }
@@ -149,8 +150,8 @@ inline vf decode_lanes(const void* row, int64_t c, vf scale) {
 
 // Row r of W, columns [c0, c1) (c0 a multiple of kLanes), into out: Matrix::decode_row's values
 // bit for bit, decoded here in this variant's vectors (decode_row, compiled for any x86-64, took
-// a seventh of a BF16 prefill) where decode_lanes can: BF16, Q8_0, and FP8 rows whose scales
-// fold (in_registers: decodes_in_registers) and whose codes hold no NaN; F32 copied.
+// a seventh of a BF16 prefill) where decode_lanes can: BF16, Q8_0, and FP8 where
+// decodes_in_registers says so (in_registers); F32 copied.
 template <DType kType>
 void decode_row_in_vectors(const Matrix& W, int64_t r, int64_t c0, int64_t c1, float* out) {
   const uint8_t* row = static_cast<const uint8_t*>(W.data) + r * static_cast<int64_t>(W.row_bytes());
@@ -177,33 +178,11 @@ void decode_row_here(const Matrix& W, int64_t r, int64_t c0, int64_t c1, float* 
     }
     case DType::BF16: return decode_row_in_vectors<DType::BF16>(W, r, c0, c1, out);
     case DType::Q8_0: return decode_row_in_vectors<DType::Q8_0>(W, r, c0, c1, out);
-    case DType::F8_E4M3: {
-      const uint8_t* codes = static_cast<const uint8_t*>(W.data) + r * W.cols;
-      uint8_t nan = 0;  // (a loop the compiler vectorises)
-      for (int64_t c = c0; c < c1; ++c) nan |= (codes[c] | 0x80) == 0xFF;
-      if (in_registers && !nan) return decode_row_in_vectors<DType::F8_E4M3>(W, r, c0, c1, out);
+    case DType::F8_E4M3:
+      if (in_registers) return decode_row_in_vectors<DType::F8_E4M3>(W, r, c0, c1, out);
       return W.decode_row(r, c0, c1, out);
-    }
     default: return W.decode_row(r, c0, c1, out);
   }
-}
-
-// NaN codes in E4M3 rows (0x7F and 0xFF: the codes whose bits OR 0x80 are all ones): a
-// running byte-wise maximum of code | 0x80 over 64 codes at a time (two instructions per 64
-// bytes), tested once at the end of a block.
-typedef uint8_t vu8 __attribute__((vector_size(64)));
-inline void track_fp8_nan(const uint8_t* codes, vu8& running_max) {
-  vu8 v;
-  std::memcpy(&v, codes, sizeof v);
-  v |= 0x80;
-  running_max = running_max > v ? running_max : v;
-}
-inline bool saw_fp8_nan(const vu8& running_max) {  // tested as words (a byte loop was 6 % of a token)
-  const vu8 nan_flags = running_max == 0xFF;
-  uint64_t words[8], any = 0;
-  std::memcpy(words, &nan_flags, sizeof words);
-  for (uint64_t word : words) any |= word;
-  return any != 0;
 }
 
 // Columns per 64-byte cache line of a row (Q8_0: 68 bytes; near enough for when to prefetch),
@@ -246,14 +225,11 @@ template <int64_t kTokens, DType kType, int64_t kRows>
   }
 }
 
-// Returns false, with y untouched, when FP8 rows hold a NaN code (which decode_lanes would
-// turn into a number): the tile path then computes the block.
-//
-// The columns go by cache lines of the rows: per line the prefetches (and FP8's NaN tracking),
-// then the line's steps of kLanes, unrolled. (One loop over steps that tested for a new line in
-// each step kept the accumulators in memory, a store of each per step.)
+// The columns go by cache lines of the rows: per line the prefetches, then the line's steps of
+// kLanes, unrolled. (One loop over steps that tested for a new line in each step kept the
+// accumulators in memory, a store of each per step.)
 template <int64_t kTokens, DType kType, int64_t kRows = kRowBlock>
-bool direct_block(const Matrix& W, int64_t r0, int64_t c0, int64_t len, const float* x, int64_t x_stride, float* y,
+void direct_block(const Matrix& W, int64_t r0, int64_t c0, int64_t len, const float* x, int64_t x_stride, float* y,
                   int64_t y_stride) {
   constexpr int64_t kLine = kColsPerLine<kType>;
   const void* rows[kRows];
@@ -270,25 +246,14 @@ bool direct_block(const Matrix& W, int64_t r0, int64_t c0, int64_t len, const fl
   const int64_t len_vec = len - len % kLanes;
   vf acc[kTokens][kRows] = {};
   vf scale[kRows] = {};  // FP8: the column block's scale times 2^120; Q8_0: the block's d
-  vu8 nan_max = {};
   for (int64_t line = 0; line < len_vec; line += kLine) {
     const bool whole_line = line + kLine <= len_vec;
     for (int64_t r = 0; r < kRows; ++r)
       prefetch_ahead(row_starts[r], column_offset<kType>(c0 + line), row_bytes, kRows);
     if constexpr (kType == DType::F8_E4M3) {
-      static_assert(kLine == sizeof(vu8), "one NaN-tracking step per line of FP8 codes");
-      if (line % kFp8BlockSize == 0)  // (kFp8BlockSize is a multiple of kLine)
+      static_assert(kFp8BlockSize % kLine == 0, "a line within one block scale");
+      if (line % kFp8BlockSize == 0)
         for (int64_t r = 0; r < kRows; ++r) scale[r] = broadcast(block_scales[r][line / kFp8BlockSize] * 0x1p120f);
-      for (int64_t r = 0; r < kRows; ++r) {
-        const uint8_t* codes = static_cast<const uint8_t*>(rows[r]) + line;
-        if (whole_line) {
-          track_fp8_nan(codes, nan_max);
-        } else {  // (through a copy: indexing nan_max's bytes would keep it in memory, not a register)
-          uint8_t padded[kLine] = {};
-          std::memcpy(padded, codes, static_cast<size_t>(len_vec - line));
-          track_fp8_nan(padded, nan_max);
-        }
-      }
     }
     if (whole_line) {  // steps the compiler unrolls, their offsets known
       for (int64_t c = line; c < line + kLine; c += kLanes)
@@ -298,8 +263,6 @@ bool direct_block(const Matrix& W, int64_t r0, int64_t c0, int64_t len, const fl
         direct_step<kTokens, kType, kRows>(rows, c, x, x_stride, scale, acc);
     }
   }
-  if constexpr (kType == DType::F8_E4M3)
-    if (saw_fp8_nan(nan_max)) return false;
   float tail[kRows][kLanes];
   if (len_vec < len)  // (a call per row: skipped when there is no tail, as in every model's shapes)
     for (int64_t r = 0; r < kRows; ++r) W.decode_row(r0 + r, c0 + len_vec, c0 + len, tail[r]);
@@ -311,7 +274,6 @@ bool direct_block(const Matrix& W, int64_t r0, int64_t c0, int64_t len, const fl
       for (int64_t c = len_vec; c < len; ++c) sum = simd::fma(tail[r][c - len_vec], x[i * x_stride + c], sum);
       y[i * y_stride + r] += sum;
     }
-  return true;
 }
 
 // One or two tokens (decoding, a speculative verification pass) may take 8 rows at once
@@ -321,7 +283,7 @@ constexpr int64_t kWideRows = 2 * kRowBlock;
 
 // direct_block over `rows` rows from r0: kRowBlock, or kWideRows for one or two tokens.
 template <DType kType>
-bool direct_product(const Matrix& W, int64_t r0, int64_t rows, int64_t c0, int64_t len, const float* x,
+void direct_product(const Matrix& W, int64_t r0, int64_t rows, int64_t c0, int64_t len, const float* x,
                     int64_t x_stride, int64_t T, float* y, int64_t y_stride) {
   switch (T) {
     case 1:
@@ -335,7 +297,7 @@ bool direct_product(const Matrix& W, int64_t r0, int64_t rows, int64_t c0, int64
   }
 }
 
-bool direct_product(const Matrix& W, int64_t r0, int64_t rows, int64_t c0, int64_t len, const float* x,
+void direct_product(const Matrix& W, int64_t r0, int64_t rows, int64_t c0, int64_t len, const float* x,
                     int64_t x_stride, int64_t T, float* y, int64_t y_stride) {
   switch (W.dtype) {
     case DType::F32: return direct_product<DType::F32>(W, r0, rows, c0, len, x, x_stride, T, y, y_stride);
@@ -860,14 +822,12 @@ class Scratch {
 
 // transposed_strip for BF16 or FP8 weights and a few tokens, all rows of W, columns [c0, c0 +
 // kVectors * kLanes): each row's weights decoded in registers as decode_row would (bitwise), one
-// FMA chain over the rows per y element, as in transposed_strip. Returns false, with y
-// untouched, when FP8 rows hold a NaN code.
+// FMA chain over the rows per y element, as in transposed_strip.
 template <int64_t kTokens, int64_t kVectors, DType kType>
-bool transposed_strip_direct(const Matrix& W, int64_t c0, const float* x, int64_t x_stride, float* y,
+void transposed_strip_direct(const Matrix& W, int64_t c0, const float* x, int64_t x_stride, float* y,
                              int64_t y_stride) {
   const int64_t row_bytes = static_cast<int64_t>(W.row_bytes());  // (a call: kept out of the loop)
   vf acc[kTokens][kVectors] = {};
-  vu8 nan_max = {};
   vf scale[kVectors] = {};  // FP8: each vector's block scale (a wide strip spans blocks)
   for (int64_t r = 0; r < W.rows; ++r) {
     const uint8_t* row = static_cast<const uint8_t*>(W.data) + r * row_bytes;
@@ -875,14 +835,6 @@ bool transposed_strip_direct(const Matrix& W, int64_t c0, const float* x, int64_
       if (r == 0 || (W.first_row + r) % kFp8BlockSize == 0)
         for (int64_t j = 0; j < kVectors; ++j)
           scale[j] = broadcast(W.row_scales(r)[(c0 + j * kLanes) / kFp8BlockSize] * 0x1p120f);
-      constexpr int64_t kCodes = kVectors * kLanes;  // (a byte each)
-      if constexpr (kCodes % sizeof(vu8) == 0) {
-        for (int64_t j = 0; j < kCodes; j += sizeof(vu8)) track_fp8_nan(row + c0 + j, nan_max);
-      } else {  // a strip narrower than the tracking step (8 lanes): its codes alone
-        uint8_t padded[sizeof(vu8)] = {};
-        std::memcpy(padded, row + c0, kCodes);
-        track_fp8_nan(padded, nan_max);
-      }
     }
     vf w[kVectors];
     for (int64_t j = 0; j < kVectors; ++j) w[j] = decode_lanes<kType>(row, c0 + j * kLanes, scale[j]);
@@ -891,11 +843,8 @@ bool transposed_strip_direct(const Matrix& W, int64_t c0, const float* x, int64_
       for (int64_t j = 0; j < kVectors; ++j) acc[i][j] = simd::fma(xv, w[j], acc[i][j]);
     }
   }
-  if constexpr (kType == DType::F8_E4M3)
-    if (saw_fp8_nan(nan_max)) return false;
   for (int64_t i = 0; i < kTokens; ++i)
     for (int64_t j = 0; j < kVectors; ++j) simd::store(y + i * y_stride + j * kLanes, acc[i][j]);
-  return true;
 }
 
 // The width of transposed_direct's wide strips for T tokens: as many accumulators as the
@@ -906,7 +855,7 @@ int64_t wide_strip_cols(int64_t T) { return (T == 1 ? 4 : T == 2 ? 2 : 1) * kStr
 
 // transposed_strip_direct over columns [c0, c0 + width), width kStripCols or wide_strip_cols(T).
 template <DType kType>
-bool transposed_direct(const Matrix& W, int64_t c0, int64_t width, const float* x, int64_t x_stride, int64_t T,
+void transposed_direct(const Matrix& W, int64_t c0, int64_t width, const float* x, int64_t x_stride, int64_t T,
                        float* y, int64_t y_stride) {
   constexpr int64_t kVectors = kStripCols / kLanes;
   const bool wide = width > kStripCols;
@@ -975,14 +924,16 @@ void matmul_rows(const Matrix& W, const float* x, int64_t x_stride, int64_t T, f
     for (int64_t c0 = 0; c0 < W.cols; c0 += kColBlock) {
       const int64_t c1 = std::min(W.cols, c0 + kColBlock);
       int64_t tiles = 0, last_rows = kRowBlock;
-      if (wide && g1 - g0 == kWideRows &&
-          direct_product(W, g0, kWideRows, c0, c1 - c0, x + c0, x_stride, T, y + g0, y_stride))
+      if (wide && g1 - g0 == kWideRows) {
+        direct_product(W, g0, kWideRows, c0, c1 - c0, x + c0, x_stride, T, y + g0, y_stride);
         continue;
+      }
       for (int64_t r0 = g0; r0 < g1; r0 += kRowBlock) {
         const int64_t rows = std::min(kRowBlock, g1 - r0);
-        if (direct && rows == kRowBlock &&
-            direct_product(W, r0, kRowBlock, c0, c1 - c0, x + c0, x_stride, T, y + r0, y_stride))
+        if (direct && rows == kRowBlock) {
+          direct_product(W, r0, kRowBlock, c0, c1 - c0, x + c0, x_stride, T, y + r0, y_stride);
           continue;
+        }
         for (int64_t r = 0; r < rows; ++r)
           decode_row_here(W, r0 + r, c0, c1, tile[tiles] + r * kColBlock, in_registers);
         row_offsets[tiles++] = r0;
@@ -1115,10 +1066,13 @@ void matmul_transposed(const Matrix& W, const float* x, int64_t x_stride, int64_
   alignas(64) float decoded[kRunRows * kStripCols];
   for (int64_t c0 = 0, width; c0 < cols; c0 += width) {
     width = c0 + wide_cols <= cols ? wide_cols : kStripCols;
-    if (direct && c0 + width <= cols &&
-        (W.dtype == DType::BF16 ? transposed_direct<DType::BF16>(W, c0, width, x, x_stride, T, y + c0, cols)
-                                : transposed_direct<DType::F8_E4M3>(W, c0, width, x, x_stride, T, y + c0, cols)))
+    if (direct && c0 + width <= cols) {
+      if (W.dtype == DType::BF16)
+        transposed_direct<DType::BF16>(W, c0, width, x, x_stride, T, y + c0, cols);
+      else
+        transposed_direct<DType::F8_E4M3>(W, c0, width, x, x_stride, T, y + c0, cols);
       continue;
+    }
     width = std::min(kStripCols, cols - c0);
     for (int64_t r0 = 0; r0 < W.rows; r0 += kRunRows) {
       const int64_t rows = std::min(kRunRows, W.rows - r0);
