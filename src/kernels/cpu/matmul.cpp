@@ -86,9 +86,12 @@ template <int64_t kTokens, int64_t kRows>
 }
 
 // Adds the dot products of kRows decoded weight rows (tile, kColBlock apart) with kTokens
-// token rows of x over `len` columns into y[t][r].
+// token rows of x over `len` columns into y[t][r], or stores them there for a row's first
+// column block (`first`: y then needs no zeroing pass, and 0 + sum is sum, bit for bit, since a
+// sum begun at +0 is never -0).
 template <int64_t kTokens, int64_t kRows>
-void tile_block(const float* tile, const float* x, int64_t x_stride, int64_t len, float* y, int64_t y_stride) {
+void tile_block(const float* tile, const float* x, int64_t x_stride, int64_t len, float* y, int64_t y_stride,
+                bool first) {
   const int64_t len_vec = len - len % kLanes;
   vf acc[kTokens][kRows] = {};
   for (int64_t c = 0; c < len_vec; c += kLanes) {
@@ -105,7 +108,8 @@ void tile_block(const float* tile, const float* x, int64_t x_stride, int64_t len
     for (int64_t r = 0; r < kRows; ++r) {
       float sum = sums[i][r];
       for (int64_t c = len_vec; c < len; ++c) sum = simd::fma(tile[r * kColBlock + c], x[i * x_stride + c], sum);
-      y[i * y_stride + r] += sum;
+      float& out = y[i * y_stride + r];
+      out = first ? sum : out + sum;
     }
 }
 
@@ -225,12 +229,12 @@ template <int64_t kTokens, DType kType, int64_t kRows>
   }
 }
 
-// The columns go by cache lines of the rows: per line the prefetches, then the line's steps of
-// kLanes, unrolled. (One loop over steps that tested for a new line in each step kept the
+// Stores or adds its sums as tile_block does (`first`). The columns go by cache lines of the
+// rows: per line the prefetches, then the line's steps of kLanes, unrolled. (One loop over steps that tested for a new line in each step kept the
 // accumulators in memory, a store of each per step.)
 template <int64_t kTokens, DType kType, int64_t kRows = kRowBlock>
 void direct_block(const Matrix& W, int64_t r0, int64_t c0, int64_t len, const float* x, int64_t x_stride, float* y,
-                  int64_t y_stride) {
+                  int64_t y_stride, bool first) {
   constexpr int64_t kLine = kColsPerLine<kType>;
   const void* rows[kRows];
   const uint8_t* row_starts[kRows];
@@ -272,7 +276,8 @@ void direct_block(const Matrix& W, int64_t r0, int64_t c0, int64_t len, const fl
     for (int64_t r = 0; r < kRows; ++r) {
       float sum = sums[i][r];
       for (int64_t c = len_vec; c < len; ++c) sum = simd::fma(tail[r][c - len_vec], x[i * x_stride + c], sum);
-      y[i * y_stride + r] += sum;
+      float& out = y[i * y_stride + r];
+      out = first ? sum : out + sum;
     }
 }
 
@@ -284,26 +289,26 @@ constexpr int64_t kWideRows = 2 * kRowBlock;
 // direct_block over `rows` rows from r0: kRowBlock, or kWideRows for one or two tokens.
 template <DType kType>
 void direct_product(const Matrix& W, int64_t r0, int64_t rows, int64_t c0, int64_t len, const float* x,
-                    int64_t x_stride, int64_t T, float* y, int64_t y_stride) {
+                    int64_t x_stride, int64_t T, float* y, int64_t y_stride, bool first) {
   switch (T) {
     case 1:
-      return rows == kWideRows ? direct_block<1, kType, kWideRows>(W, r0, c0, len, x, x_stride, y, y_stride)
-                               : direct_block<1, kType>(W, r0, c0, len, x, x_stride, y, y_stride);
+      return rows == kWideRows ? direct_block<1, kType, kWideRows>(W, r0, c0, len, x, x_stride, y, y_stride, first)
+                               : direct_block<1, kType>(W, r0, c0, len, x, x_stride, y, y_stride, first);
     case 2:
-      return rows == kWideRows ? direct_block<2, kType, kWideRows>(W, r0, c0, len, x, x_stride, y, y_stride)
-                               : direct_block<2, kType>(W, r0, c0, len, x, x_stride, y, y_stride);
-    case 3: return direct_block<3, kType>(W, r0, c0, len, x, x_stride, y, y_stride);
-    default: return direct_block<4, kType>(W, r0, c0, len, x, x_stride, y, y_stride);
+      return rows == kWideRows ? direct_block<2, kType, kWideRows>(W, r0, c0, len, x, x_stride, y, y_stride, first)
+                               : direct_block<2, kType>(W, r0, c0, len, x, x_stride, y, y_stride, first);
+    case 3: return direct_block<3, kType>(W, r0, c0, len, x, x_stride, y, y_stride, first);
+    default: return direct_block<4, kType>(W, r0, c0, len, x, x_stride, y, y_stride, first);
   }
 }
 
 void direct_product(const Matrix& W, int64_t r0, int64_t rows, int64_t c0, int64_t len, const float* x,
-                    int64_t x_stride, int64_t T, float* y, int64_t y_stride) {
+                    int64_t x_stride, int64_t T, float* y, int64_t y_stride, bool first) {
   switch (W.dtype) {
-    case DType::F32: return direct_product<DType::F32>(W, r0, rows, c0, len, x, x_stride, T, y, y_stride);
-    case DType::BF16: return direct_product<DType::BF16>(W, r0, rows, c0, len, x, x_stride, T, y, y_stride);
-    case DType::Q8_0: return direct_product<DType::Q8_0>(W, r0, rows, c0, len, x, x_stride, T, y, y_stride);
-    default: return direct_product<DType::F8_E4M3>(W, r0, rows, c0, len, x, x_stride, T, y, y_stride);
+    case DType::F32: return direct_product<DType::F32>(W, r0, rows, c0, len, x, x_stride, T, y, y_stride, first);
+    case DType::BF16: return direct_product<DType::BF16>(W, r0, rows, c0, len, x, x_stride, T, y, y_stride, first);
+    case DType::Q8_0: return direct_product<DType::Q8_0>(W, r0, rows, c0, len, x, x_stride, T, y, y_stride, first);
+    default: return direct_product<DType::F8_E4M3>(W, r0, rows, c0, len, x, x_stride, T, y, y_stride, first);
   }
 }
 
@@ -318,29 +323,31 @@ constexpr int64_t kTileGroup = 4;  // row blocks decoded before x passes over th
 // kTokens tokens from x (x_stride apart) against every tile in turn.
 template <int64_t kTokens>
 void tiles_times_tokens(const float (*tile)[kRowBlock * kColBlock], int64_t tiles, const int64_t* row_offsets,
-                        int64_t last_rows, const float* x, int64_t x_stride, int64_t len, float* y, int64_t y_stride) {
+                        int64_t last_rows, const float* x, int64_t x_stride, int64_t len, float* y, int64_t y_stride,
+                        bool first) {
   for (int64_t i = 0; i < tiles; ++i) {
     float* yt = y + row_offsets[i];
     if (i + 1 < tiles || last_rows == kRowBlock) {
-      tile_block<kTokens, kRowBlock>(tile[i], x, x_stride, len, yt, y_stride);
+      tile_block<kTokens, kRowBlock>(tile[i], x, x_stride, len, yt, y_stride, first);
     } else {
       for (int64_t k = 0; k < kTokens; ++k)
         for (int64_t r = 0; r < last_rows; ++r)
-          tile_block<1, 1>(tile[i] + r * kColBlock, x + k * x_stride, x_stride, len, yt + k * y_stride + r, y_stride);
+          tile_block<1, 1>(tile[i] + r * kColBlock, x + k * x_stride, x_stride, len, yt + k * y_stride + r, y_stride,
+                           first);
     }
   }
 }
 
 void tile_product(const float (*tile)[kRowBlock * kColBlock], int64_t tiles, const int64_t* row_offsets,
                   int64_t last_rows, const float* x, int64_t x_stride, int64_t T, int64_t len, float* y,
-                  int64_t y_stride) {
+                  int64_t y_stride, bool first) {
   int64_t t = 0;
   for (; t + kTokenBlock <= T; t += kTokenBlock)
     tiles_times_tokens<kTokenBlock>(tile, tiles, row_offsets, last_rows, x + t * x_stride, x_stride, len,
-                                    y + t * y_stride, y_stride);
+                                    y + t * y_stride, y_stride, first);
   for (; t < T; ++t)
     tiles_times_tokens<1>(tile, tiles, row_offsets, last_rows, x + t * x_stride, x_stride, len, y + t * y_stride,
-                          y_stride);
+                          y_stride, first);
 }
 
 #ifdef __AVX512F__
@@ -909,7 +916,10 @@ void matmul_rows(const Matrix& W, const float* x, int64_t x_stride, int64_t T, f
     round_to_bf16(x, x_stride, T, W.cols, codes.data(), values.data());
     return rows_with_bf16_input(W, codes.data(), values.data(), T, y, y_stride, row_begin, row_end);
   }
-  for (int64_t t = 0; t < T; ++t) std::fill(y + t * y_stride + row_begin, y + t * y_stride + row_end, 0.0f);
+  if (W.cols == 0) {  // no column block to store the sums
+    for (int64_t t = 0; t < T; ++t) std::fill(y + t * y_stride + row_begin, y + t * y_stride + row_end, 0.0f);
+    return;
+  }
   const bool in_registers = row_begin < row_end && decodes_in_registers(W, row_begin, row_end);
   const bool direct = T <= kTokenBlock && in_registers;
   // Passes of many tokens decode kTileGroup row blocks at a time (x then comes from L2 once
@@ -925,13 +935,13 @@ void matmul_rows(const Matrix& W, const float* x, int64_t x_stride, int64_t T, f
       const int64_t c1 = std::min(W.cols, c0 + kColBlock);
       int64_t tiles = 0, last_rows = kRowBlock;
       if (wide && g1 - g0 == kWideRows) {
-        direct_product(W, g0, kWideRows, c0, c1 - c0, x + c0, x_stride, T, y + g0, y_stride);
+        direct_product(W, g0, kWideRows, c0, c1 - c0, x + c0, x_stride, T, y + g0, y_stride, c0 == 0);
         continue;
       }
       for (int64_t r0 = g0; r0 < g1; r0 += kRowBlock) {
         const int64_t rows = std::min(kRowBlock, g1 - r0);
         if (direct && rows == kRowBlock) {
-          direct_product(W, r0, kRowBlock, c0, c1 - c0, x + c0, x_stride, T, y + r0, y_stride);
+          direct_product(W, r0, kRowBlock, c0, c1 - c0, x + c0, x_stride, T, y + r0, y_stride, c0 == 0);
           continue;
         }
         for (int64_t r = 0; r < rows; ++r)
@@ -946,7 +956,7 @@ void matmul_rows(const Matrix& W, const float* x, int64_t x_stride, int64_t T, f
           prefetch_to_l2(W, g0, g1, c1, std::min(W.cols, c1 + kColBlock));
         else if (g1 < row_end)
           prefetch_to_l2(W, g1, std::min(row_end, g1 + group_rows), 0, std::min(W.cols, kColBlock));
-        tile_product(tile, tiles, row_offsets, last_rows, x + c0, x_stride, T, c1 - c0, y, y_stride);
+        tile_product(tile, tiles, row_offsets, last_rows, x + c0, x_stride, T, c1 - c0, y, y_stride, c0 == 0);
       }
     }
   }
