@@ -7,15 +7,15 @@
 
 namespace dsv3 {
 
-bool Fp8NanScan::holds_nan() const {
+bool Fp8NanScan::known_clean() const {
   uint8_t state = state_.load(std::memory_order_acquire);
-  if (state == kNotScanned) {
+  if (state == kNotScanned && state_.compare_exchange_strong(state, kScanning, std::memory_order_acquire)) {
     uint8_t nan = 0;  // (a loop the compiler vectorises)
     for (size_t i = 0; i < count_; ++i) nan |= (codes_[i] | 0x80) == 0xFF;
     state = nan ? kHoldsNan : kClean;
     state_.store(state, std::memory_order_release);
   }
-  return state == kHoldsNan;
+  return state == kClean;
 }
 
 void Matrix::decode_row(int64_t r, int64_t c0, int64_t c1, float* out) const {

@@ -17,19 +17,21 @@ namespace dsv3 {
 
 inline constexpr int64_t kFp8BlockSize = 128;
 
-// Whether a whole FP8 tensor holds a NaN code (0x7F or 0xFF; real checkpoints hold none),
-// found by one scan the first time a kernel asks and kept for every view of the tensor. The
-// kernels' in-register decode would turn a NaN code into a number, so they use it only on
-// tensors found clean. The scan waits for first use rather than running at load: experts that
-// expert parallelism leaves to other ranks are never read, nor paged in.
+// Whether a whole FP8 tensor is known to hold no NaN code (0x7F or 0xFF; real checkpoints
+// hold none), found by one scan the first time a kernel asks and kept for every view of the
+// tensor. The kernels' in-register decode would turn a NaN code into a number, so they use it
+// only on tensors known clean, and otherwise Matrix::decode_row (the same bits for numbers).
+// The scan waits for first use rather than running at load: experts that expert parallelism
+// leaves to other ranks are never read, nor paged in.
 class Fp8NanScan {
  public:
   Fp8NanScan(const uint8_t* codes, size_t count) : codes_(codes), count_(count) {}
-  // Thread-safe; threads asking at once before the first answer may each scan.
-  bool holds_nan() const;
+  // Thread-safe: the first caller scans; threads asking meanwhile hear false rather than
+  // wait or scan the tensor again (each thread of a product asks at its start).
+  bool known_clean() const;
 
  private:
-  enum : uint8_t { kNotScanned, kClean, kHoldsNan };
+  enum : uint8_t { kNotScanned, kScanning, kClean, kHoldsNan };
   const uint8_t* codes_;
   size_t count_;
   mutable std::atomic<uint8_t> state_{kNotScanned};

@@ -2,8 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <cmath>
 #include <random>
+#include <thread>
 
 namespace dsv3 {
 namespace {
@@ -47,16 +49,34 @@ TEST(Fp8NanScanTest, FindsExactlyTheNanCodes) {
     const auto code = static_cast<uint8_t>(i % 256);
     codes[i] = (code | 0x80) == 0xFF ? static_cast<uint8_t>(code - 1) : code;
   }
-  EXPECT_FALSE(Fp8NanScan(codes.data(), codes.size()).holds_nan());
+  EXPECT_TRUE(Fp8NanScan(codes.data(), codes.size()).known_clean());
   for (uint8_t nan : {uint8_t{0x7F}, uint8_t{0xFF}})
     for (size_t at : {size_t{0}, size_t{63}, size_t{64}, size_t{500}, codes.size() - 1}) {
       std::vector<uint8_t> planted = codes;
       planted[at] = nan;
       const Fp8NanScan scan(planted.data(), planted.size());
-      EXPECT_TRUE(scan.holds_nan()) << int(nan) << " at " << at;
+      EXPECT_FALSE(scan.known_clean()) << int(nan) << " at " << at;
       planted[at] = 0;
-      EXPECT_TRUE(scan.holds_nan()) << "asked again";
+      EXPECT_FALSE(scan.known_clean()) << "asked again";
     }
+}
+
+// Threads asking at once, while the first of them scans, never hear "clean" of a tensor that
+// holds a NaN code; once the scan is over, all hear that a clean tensor is clean.
+TEST(Fp8NanScanTest, ThreadsAskingAtOnceNeverHearAWrongClean) {
+  for (bool plant : {false, true}) {
+    std::vector<uint8_t> codes(8 << 20, 0x3C);
+    if (plant) codes[codes.size() / 2] = 0xFF;
+    const Fp8NanScan scan(codes.data(), codes.size());
+    std::atomic<int> heard_clean{0};
+    std::vector<std::thread> threads;
+    for (int i = 0; i < 4; ++i) threads.emplace_back([&] { heard_clean += scan.known_clean(); });
+    for (std::thread& t : threads) t.join();
+    if (plant) {
+      EXPECT_EQ(heard_clean.load(), 0);
+    }
+    EXPECT_EQ(scan.known_clean(), !plant);
+  }
 }
 
 }  // namespace

@@ -123,7 +123,7 @@ void tile_block(const float* tile, const float* x, int64_t x_stride, int64_t len
 // a scale of 2^8 or more: decode_row takes those, with its NaN select and its table).
 bool decodes_in_registers(const Matrix& W, int64_t row_begin, int64_t row_end) {
   if (W.dtype == DType::F32 || W.dtype == DType::BF16 || W.dtype == DType::Q8_0) return true;
-  if (W.dtype != DType::F8_E4M3 || !W.nan_scan || W.nan_scan->holds_nan()) return false;
+  if (W.dtype != DType::F8_E4M3 || !W.nan_scan || !W.nan_scan->known_clean()) return false;
   const int64_t first = (W.first_row + row_begin) / kFp8BlockSize, last = (W.first_row + row_end - 1) / kFp8BlockSize;
   for (int64_t i = first * W.scale_cols(); i < (last + 1) * W.scale_cols(); ++i)
     if (!std::isfinite(W.scale_inv[i] * 0x1p120f)) return false;
